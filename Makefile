@@ -1,0 +1,50 @@
+# orderflow — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: venv demo test lint ci sandbox bench-provision lock clean
+
+venv: $(STAMP)
+
+# The venv is built once from the pinned set and reused until requirements.txt or
+# pyproject.toml change. Nothing but packages is fetched.
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c requirements.txt -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+test: venv
+	@bash scripts/run-tests.sh
+
+lint: venv
+	$(BIN)/ruff check .
+
+demo: venv
+	@bash scripts/demo.sh
+
+sandbox: venv
+	$(BIN)/orderflow-sandbox serve --data-dir .sandbox
+
+ci: lint test
+
+bench-provision: venv
+	$(BIN)/python bench/provision_bench.py
+
+# Re-resolve the pinned set (needs PyPI). Review the diff before committing.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e ".[dev]"
+	{ head -3 requirements.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^orderflow'; } > requirements.txt.new
+	mv requirements.txt.new requirements.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .airflow .sandbox .pytest_cache

@@ -1,0 +1,146 @@
+"""The error classification contract of DESIGN.md §4: every code, transient vs permanent."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import requests
+
+from orderflow.errors import (
+    MAX_MESSAGE_LENGTH,
+    ErrorCode,
+    OrderflowError,
+    PermanentError,
+    SessionExpired,
+    TransientError,
+    WhmcsOrderNotPending,
+    classify_salesforce_record_error,
+    classify_salesforce_response,
+    classify_transport_error,
+    classify_whmcs_response,
+    error_for,
+    register_secret,
+    safe_message,
+)
+
+DESIGN_TABLE = {
+    "ORDER_NOT_FOUND": False,
+    "CLIENT_MAPPING_MISSING": False,
+    "PRODUCT_MAPPING_MISSING": False,
+    "PAYMENT_METHOD_MISSING": False,
+    "WHMCS_CLIENT_NOT_FOUND": False,
+    "WHMCS_ORDER_REJECTED": False,
+    "WHMCS_PROVISIONING_FAILED": True,
+    "DUPLICATE_WHMCS_ORDERS": False,
+    "WHMCS_UNAVAILABLE": True,
+    "SALESFORCE_UNAVAILABLE": True,
+}
+
+
+@pytest.mark.parametrize(("code", "transient"), sorted(DESIGN_TABLE.items()))
+def test_given_design_code_then_kind_matches_table(code, transient):
+    err = error_for(ErrorCode(code), "boom")
+    assert err.code.value == code
+    assert err.transient is transient
+    assert isinstance(err, TransientError if transient else PermanentError)
+
+
+def test_every_design_code_exists():
+    assert set(DESIGN_TABLE) <= {c.value for c in ErrorCode}
+
+
+def test_given_whmcs_success_then_dict_returned():
+    assert classify_whmcs_response("GetOrders", 200, '{"result":"success","totalresults":"0"}') == {
+        "result": "success",
+        "totalresults": "0",
+    }
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "body", "code", "transient"),
+    [
+        ("AddOrder", 200, '{"result":"error","message":"Invalid Product ID"}', "WHMCS_ORDER_REJECTED", False),
+        ("GetPayMethods", 200, '{"result":"error","message":"Client ID Not Found"}', "WHMCS_CLIENT_NOT_FOUND", False),
+        ("AddOrder", 200, '{"result":"error","message":"Client ID Not Found"}', "WHMCS_CLIENT_NOT_FOUND", False),
+        ("AcceptOrder", 200, '{"result":"error","message":"Module Error: timeout"}', "WHMCS_PROVISIONING_FAILED", True),
+        ("GetOrders", 500, "Internal Server Error", "WHMCS_UNAVAILABLE", True),
+        ("GetOrders", 503, '{"result":"error","message":"down"}', "WHMCS_UNAVAILABLE", True),
+        ("GetOrders", 200, "<html><body>Maintenance</body></html>", "WHMCS_UNAVAILABLE", True),
+        ("GetOrders", 403, '{"result":"error","message":"Invalid IP 10.0.0.1"}', "WHMCS_CONFIGURATION_ERROR", False),
+        ("GetOrders", 200, '{"result":"error","message":"Authentication Failed"}', "WHMCS_CONFIGURATION_ERROR", False),
+        (
+            "AddOrder",
+            403,
+            '{"result":"error","message":"Invalid Permissions: API action \\u0022addorder\\u0022 is not allowed"}',
+            "WHMCS_CONFIGURATION_ERROR",
+            False,
+        ),
+    ],
+)
+def test_given_whmcs_failure_when_classified_then_code_and_kind(action, status, body, code, transient):
+    err = classify_whmcs_response(action, status, body, "text/html" if body.startswith("<") else "application/json")
+    assert isinstance(err, OrderflowError)
+    assert (err.code.value, err.transient) == (code, transient)
+    assert "<" not in err.message
+
+
+def test_given_accept_on_non_pending_order_then_not_pending_error_for_caller_to_verify():
+    err = classify_whmcs_response(
+        "AcceptOrder", 200, '{"result":"error","message":"Order ID not found or Status not Pending"}'
+    )
+    assert isinstance(err, WhmcsOrderNotPending)
+    assert err.code is ErrorCode.WHMCS_PROVISIONING_FAILED
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "transient", "cls"),
+    [
+        (401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}], "SALESFORCE_UNAVAILABLE", True, SessionExpired),
+        (403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}], "SALESFORCE_UNAVAILABLE", True, TransientError),
+        (400, [{"message": "unable to obtain exclusive access", "errorCode": "UNABLE_TO_LOCK_ROW"}], "SALESFORCE_UNAVAILABLE", True, TransientError),
+        (503, "Service Unavailable", "SALESFORCE_UNAVAILABLE", True, TransientError),
+        (404, [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}], "ORDER_NOT_FOUND", False, PermanentError),
+        (400, [{"message": "No such column 'Foo__c' on entity 'Order'", "errorCode": "INVALID_FIELD"}], "SALESFORCE_CONFIGURATION_ERROR", False, PermanentError),
+        (400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"}, "SALESFORCE_CONFIGURATION_ERROR", False, PermanentError),
+    ],
+)
+def test_given_salesforce_failure_when_classified_then_code_and_kind(status, body, code, transient, cls):
+    err = classify_salesforce_response(status, body, "query")
+    assert isinstance(err, cls)
+    assert (err.code.value, err.transient) == (code, transient)
+
+
+def test_given_collection_record_errors_then_lock_is_transient_and_validation_permanent():
+    assert classify_salesforce_record_error({"statusCode": "UNABLE_TO_LOCK_ROW", "message": "x"}).transient
+    err = classify_salesforce_record_error({"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": "x"})
+    assert not err.transient and err.code is ErrorCode.SALESFORCE_WRITE_FAILED
+
+
+def test_given_transport_errors_then_timeouts_transient_and_bad_ca_permanent():
+    assert classify_transport_error("whmcs", requests.ConnectTimeout("timed out")).code is ErrorCode.WHMCS_UNAVAILABLE
+    assert classify_transport_error("salesforce", requests.ConnectionError("reset")).transient
+    tls = classify_transport_error("whmcs", requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED]"))
+    assert not tls.transient and tls.code is ErrorCode.WHMCS_CONFIGURATION_ERROR
+
+
+def test_safe_message_is_one_line_short_and_without_html():
+    raw = "<html><body><h1>502 Bad Gateway</h1>\n\n<p>nginx &amp; friends</p></body></html>" + "x" * 400
+    msg = safe_message(raw)
+    assert "\n" not in msg and "<" not in msg and "&amp;" not in msg
+    assert len(msg) <= MAX_MESSAGE_LENGTH
+    assert msg.startswith("502 Bad Gateway nginx & friends")
+
+
+def test_safe_message_scrubs_registered_and_shaped_secrets():
+    register_secret("s3cr3t-value-xyz")
+    token = "00D000000000001!AQ4AQFakeTokenValue.abc"
+    msg = safe_message(f"failed with secret=s3cr3t-value-xyz and token {token} Bearer {token}")
+    assert "s3cr3t-value-xyz" not in msg
+    assert "AQ4AQFakeTokenValue" not in msg
+
+
+def test_errors_survive_pickling_with_code_and_kind():
+    err = pickle.loads(pickle.dumps(PermanentError(ErrorCode.PAYMENT_METHOD_MISSING, "no pay method")))
+    assert isinstance(err, PermanentError)
+    assert (err.code, err.transient, err.message) == (ErrorCode.PAYMENT_METHOD_MISSING, False, "no pay method")
