@@ -17,5 +17,6 @@ export ORDERFLOW_SANDBOX_LOG_LEVEL=warning
 
 # The metadata DB is migrated once here, so DAG tests don't each pay for it.
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+bash scripts/setup-airflow.sh
 
 exec python -m pytest -p no:cacheprovider "$@"

@@ -1,0 +1,5 @@
+"""Per-order provisioning (DESIGN.md §4): the steps the ``provision_order`` DAG wires together.
+
+Everything here runs without Airflow; the DAG file only schedules, retries and passes
+small JSON-able results between tasks.
+"""

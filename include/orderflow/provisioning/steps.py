@@ -1,0 +1,265 @@
+"""The provisioning steps of DESIGN.md §4, one function per DAG task.
+
+Each step takes already-built clients (``SalesforceClient``-like, ``WhmcsClient``-like) and
+plain data, raises only classified errors (``orderflow.errors``), and returns small JSON-able
+values, so the DAG can retry a step in isolation and pass results through XCom.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from orderflow.errors import (
+    ErrorCode,
+    OrderflowError,
+    PermanentError,
+    TransientError,
+    WhmcsOrderNotPending,
+    classify_salesforce_record_error,
+    safe_message,
+)
+from orderflow.provisioning.order import OrderSnapshot, ProvisioningPlan, build_plan, query_for
+
+log = logging.getLogger(__name__)
+
+ACTIVATING = "Activating"
+LIVE_ORDER_STATUSES = {"Pending", "Active"}  # Cancelled / Fraud orders don't count as "exists"
+
+
+class SalesforceApi(Protocol):
+    def query(self, soql: str) -> list[dict]: ...
+    def update_collection(self, records: list[dict], all_or_none: bool = ...) -> list[Any]: ...
+    def update(self, sobject: str, record_id: str, fields: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class WhmcsOrderRef:
+    """The WHMCS order that belongs to one Salesforce order."""
+
+    order_id: str
+    service_ids: tuple[str, ...]
+    created: bool  # True only when this step called AddOrder
+    status: str = "Pending"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "service_ids": list(self.service_ids)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WhmcsOrderRef:
+        return cls(**{**data, "service_ids": tuple(data.get("service_ids") or ())})
+
+
+# --------------------------------------------------------------------------- step 1
+
+
+def load_order(sf: SalesforceApi, order_id: str) -> OrderSnapshot:
+    """One SOQL query: the order, its account and its items with their products."""
+    records = sf.query(query_for(order_id))
+    if not records:
+        raise PermanentError(ErrorCode.ORDER_NOT_FOUND, f"No Order with Id {order_id}")
+    return OrderSnapshot.from_record(records[0])
+
+
+def skip_reason(order: OrderSnapshot) -> str | None:
+    """Why this run must not provision (the guard of step 1), or None to go on."""
+    if order.activation_status != ACTIVATING:
+        return (
+            f"Order {order.order_id} has Activation_Status__c={order.activation_status!r}, not 'Activating': "
+            "nothing to provision (already handled, or not approved)"
+        )
+    return None
+
+
+def plan_order(order: OrderSnapshot) -> ProvisioningPlan:
+    return build_plan(order)
+
+
+# --------------------------------------------------------------------------- step 2
+
+
+def check_payment_method(whmcs: Any, client_id: int) -> str:
+    """The WHMCS gateway to order with; PAYMENT_METHOD_MISSING when the client has no pay method."""
+    methods = whmcs.get_pay_methods(client_id)
+    if not methods:
+        raise PermanentError(
+            ErrorCode.PAYMENT_METHOD_MISSING, f"WHMCS client {client_id} has no payment method on file"
+        )
+    for method in methods:
+        gateway = getattr(method, "gateway", None) or getattr(method, "gateway_name", None)
+        if gateway:
+            return str(gateway)
+    return "banktransfer"
+
+
+# --------------------------------------------------------------------------- step 3
+
+
+def _service_ids(order: Any) -> tuple[str, ...]:
+    return tuple(str(s) for s in getattr(order, "service_ids", ()) if str(s))
+
+
+def _carries_marker(notes: str | None, marker: str) -> bool:
+    """Exact token match: ``sfOrderId=801...AAA`` must not match ``sfOrderId=801...AAAB``."""
+    if not notes:
+        return False
+    idx = notes.find(marker)
+    while idx != -1:
+        end = idx + len(marker)
+        if end == len(notes) or not notes[end].isalnum():
+            return True
+        idx = notes.find(marker, end)
+    return False
+
+
+def find_existing_whmcs_order(whmcs: Any, order: OrderSnapshot, plan: ProvisioningPlan) -> WhmcsOrderRef | None:
+    """Find-before-create: the order id Salesforce already holds, else a WHMCS order carrying the marker.
+
+    This is what closes the crash window (AddOrder committed but its answer lost, or the
+    worker died before the write-back): the retry finds the order instead of adding another.
+    """
+    if order.whmcs_order_id:
+        known = whmcs.get_order(order.whmcs_order_id)
+        if known is not None and getattr(known, "status", "") in LIVE_ORDER_STATUSES:
+            log.info("Order %s already links WHMCS order %s", order.order_id, known.order_id)
+            return WhmcsOrderRef(str(known.order_id), _service_ids(known), created=False, status=known.status)
+        log.warning(
+            "Order %s names WHMCS order %s, which WHMCS does not have (or it is cancelled); searching by note",
+            order.order_id,
+            order.whmcs_order_id,
+        )
+    matches = [
+        o
+        for o in whmcs.find_orders_by_note(plan.client_id, plan.marker)
+        if _carries_marker(getattr(o, "notes", ""), plan.marker) and getattr(o, "status", "") in LIVE_ORDER_STATUSES
+    ]
+    if len(matches) > 1:
+        ids = ", ".join(sorted(str(o.order_id) for o in matches))
+        raise PermanentError(
+            ErrorCode.DUPLICATE_WHMCS_ORDERS, f"WHMCS orders {ids} all carry {plan.marker}; ops must cancel the extras"
+        )
+    if matches:
+        found = matches[0]
+        log.info("Found WHMCS order %s for %s by its note", found.order_id, order.order_id)
+        return WhmcsOrderRef(str(found.order_id), _service_ids(found), created=False, status=found.status)
+    return None
+
+
+def find_or_create_whmcs_order(
+    whmcs: Any,
+    order: OrderSnapshot,
+    plan: ProvisioningPlan,
+    paymentmethod: str,
+    *,
+    noinvoice: bool = True,
+    noemail: bool = True,
+) -> WhmcsOrderRef:
+    existing = find_existing_whmcs_order(whmcs, order, plan)
+    if existing is not None:
+        return existing
+    result = whmcs.add_order(
+        clientid=plan.client_id,
+        paymentmethod=paymentmethod,
+        items=[(item.pid, item.billing_cycle, item.quantity) for item in plan.items],
+        notes=plan.marker,
+        noinvoice=noinvoice,
+        noemail=noemail,
+    )
+    service_ids = tuple(str(s) for s in result.service_ids)
+    if len(service_ids) != len(plan.items):
+        raise PermanentError(
+            ErrorCode.WHMCS_ORDER_REJECTED,
+            f"WHMCS order {result.order_id} has {len(service_ids)} services for {len(plan.items)} items",
+        )
+    log.info("Created WHMCS order %s for %s (services %s)", result.order_id, order.order_id, ",".join(service_ids))
+    return WhmcsOrderRef(str(result.order_id), service_ids, created=True)
+
+
+# --------------------------------------------------------------------------- step 4
+
+
+def accept_whmcs_order(whmcs: Any, ref: WhmcsOrderRef) -> WhmcsOrderRef:
+    """AcceptOrder with autosetup; "not Pending" on a retry means already accepted: verify it."""
+    if ref.status == "Active":
+        log.info("WHMCS order %s is already Active", ref.order_id)
+        return ref
+    try:
+        whmcs.accept_order(ref.order_id, autosetup=True)
+        return WhmcsOrderRef(ref.order_id, ref.service_ids, ref.created, status="Active")
+    except WhmcsOrderNotPending as not_pending:
+        current = whmcs.get_order(ref.order_id)
+        status = getattr(current, "status", None)
+        if status == "Active":
+            log.info("WHMCS order %s was already accepted (an earlier try); continuing", ref.order_id)
+            return WhmcsOrderRef(ref.order_id, _service_ids(current) or ref.service_ids, ref.created, status="Active")
+        raise PermanentError(
+            ErrorCode.WHMCS_PROVISIONING_FAILED,
+            f"WHMCS order {ref.order_id} cannot be accepted: status is {status or 'unknown'}",
+        ) from not_pending
+
+
+# --------------------------------------------------------------------------- step 5
+
+
+def write_back(sf: SalesforceApi, order: OrderSnapshot, ref: WhmcsOrderRef) -> None:
+    """One sObject Collections request: the Order activated + each item's WHMCS service id."""
+    if len(ref.service_ids) != len(order.lines):
+        raise PermanentError(
+            ErrorCode.WHMCS_PROVISIONING_FAILED,
+            f"WHMCS order {ref.order_id} has {len(ref.service_ids)} services for {len(order.lines)} order items",
+        )
+    records: list[dict] = [
+        {
+            "attributes": {"type": "Order"},
+            "id": order.order_id,
+            "Activation_Status__c": "Activated",
+            "WHMCS_Order_ID__c": ref.order_id,
+            "Activation_Error_Code__c": None,
+            "Activation_Error_Message__c": None,
+        }
+    ]
+    records += [
+        {"attributes": {"type": "OrderItem"}, "id": line.item_id, "WHMCS_Service_ID__c": service_id}
+        for line, service_id in zip(order.lines, ref.service_ids, strict=True)
+    ]
+    results = sf.update_collection(records, all_or_none=True)
+    _raise_first_record_error(results)
+
+
+def _raise_first_record_error(results: list[Any]) -> None:
+    for result in results:
+        success = result.get("success") if isinstance(result, dict) else getattr(result, "success", True)
+        if success:
+            continue
+        errors = result.get("errors") if isinstance(result, dict) else getattr(result, "errors", [])
+        first = (errors or [{}])[0]
+        if first.get("statusCode") == "ALL_OR_NONE_OPERATION_ROLLED_BACK":
+            continue  # the real cause is on another record
+        raise classify_salesforce_record_error(first)
+    failed = [r for r in results if not (r.get("success") if isinstance(r, dict) else getattr(r, "success", True))]
+    if failed:
+        raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, "Salesforce rolled back the write-back")
+
+
+# --------------------------------------------------------------------------- failure
+
+
+def failure_fields(error: BaseException) -> dict:
+    """The Order fields for a run that failed for good: code + one safe line."""
+    if isinstance(error, OrderflowError):
+        code, message = error.code.value, error.message
+    else:
+        code, message = "PROVISIONING_ERROR", f"{type(error).__name__}: {error}"
+    return {
+        "Activation_Status__c": "Failed",
+        "Activation_Error_Code__c": code[:80],
+        "Activation_Error_Message__c": safe_message(message),
+    }
+
+
+def write_failure(sf: SalesforceApi, order_id: str, error: BaseException) -> dict:
+    fields = failure_fields(error)
+    sf.update("Order", order_id, fields)
+    log.warning("Order %s marked Failed: %s", order_id, fields["Activation_Error_Code__c"])
+    return fields

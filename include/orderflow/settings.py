@@ -1,0 +1,29 @@
+"""Deployment settings read from the environment (never connections or Variables at parse time)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+ORDER_ID_PATTERN = r"^801[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?$"
+SOURCES = ("manual", "event", "sweep", "reconcile")
+
+SALESFORCE_POOL = os.environ.get("ORDERFLOW_SALESFORCE_POOL", "salesforce_api")
+WHMCS_POOL = os.environ.get("ORDERFLOW_WHMCS_POOL", "whmcs_api")
+
+
+def _seconds(name: str, default: float) -> timedelta:
+    return timedelta(seconds=float(os.environ.get(name, default)))
+
+
+def task_retries() -> int:
+    return int(os.environ.get("ORDERFLOW_TASK_RETRIES", "4"))
+
+
+def retry_delay() -> timedelta:
+    """First retry delay; doubles each try up to ``max_retry_delay`` (tests shrink it)."""
+    return _seconds("ORDERFLOW_RETRY_DELAY_SECONDS", 15)
+
+
+def max_retry_delay() -> timedelta:
+    return _seconds("ORDERFLOW_MAX_RETRY_DELAY_SECONDS", 600)

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# `make demo`: Airflow standalone (SQLite + LocalExecutor) + the sandbox emulators + a local SMTP sink,
+# all in project-local folders. Ctrl-C stops every process it started (by process group).
+# DEMO_EXIT_WHEN_DONE=1: seed, drive the flow, print the outcome table, stop everything, exit 0 only if
+# every order settled as expected.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+export PATH="$ROOT/.venv/bin:$PATH"
+
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.airflow}"
+SANDBOX_DIR="${SANDBOX_DIR:-$ROOT/.sandbox}"
+AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
+ADMIN_USER=admin
+ADMIN_PASSWORD="${DEMO_ADMIN_PASSWORD:-admin}"
+mkdir -p "$AIRFLOW_HOME" "$SANDBOX_DIR"
+
+if [[ "${DEMO_FRESH:-1}" == "1" ]]; then
+  # Each demo starts from a clean slate (fresh metadata DB and sandbox data).
+  rm -rf "$AIRFLOW_HOME"/airflow.db* "$AIRFLOW_HOME"/logs "$SANDBOX_DIR"/*.db* "$SANDBOX_DIR"/endpoints.json "$AIRFLOW_HOME"/orderflow
+fi
+
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=15
+export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-6}"
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=16
+export AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC=2
+export AIRFLOW__API__PORT="$AIRFLOW_PORT"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$AIRFLOW_PORT/execution/"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
+export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-orderflow-demo-jwt-secret}"
+export AIRFLOW__LOGGING__LOGGING_LEVEL="${AIRFLOW__LOGGING__LOGGING_LEVEL:-INFO}"
+export ORDERFLOW_SANDBOX_DIR="$SANDBOX_DIR"
+printf '{"%s": "%s"}\n' "$ADMIN_USER" "$ADMIN_PASSWORD" > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo "demo: stopping..."
+  for pid in "${PIDS[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 1 30); do
+    alive=0
+    for pid in "${PIDS[@]}"; do kill -0 -- "-$pid" 2>/dev/null && alive=1; done
+    [[ $alive == 0 ]] && break
+    sleep 1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL -- "-$pid" 2>/dev/null; done
+  echo "demo: stopped"
+}
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+start() {  # start NAME CMD... in its own process group, logging to $AIRFLOW_HOME/NAME.log
+  local name=$1; shift
+  setsid "$@" >"$AIRFLOW_HOME/$name.log" 2>&1 &
+  PIDS+=("$!")
+}
+
+# 1. The sandbox (Salesforce org + Pub/Sub + WHMCS), when it is part of the tree.
+if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.app" 2>/dev/null; then
+  start sandbox orderflow-sandbox --data-dir "$SANDBOX_DIR" serve
+  for _ in $(seq 1 60); do [[ -f "$SANDBOX_DIR/endpoints.json" ]] && break; sleep 0.5; done
+  [[ -f "$SANDBOX_DIR/endpoints.json" ]] || { echo "sandbox did not start"; cat "$AIRFLOW_HOME/sandbox.log"; exit 1; }
+  # Connections and pools for the sandbox, as environment variables the Airflow processes inherit.
+  eval "$(python -m orderflow_sandbox.demo env --endpoints "$SANDBOX_DIR/endpoints.json")"
+  start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --mbox "$AIRFLOW_HOME/mail.mbox"
+fi
+
+# 2. Airflow standalone.
+airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
+[[ -f scripts/setup-airflow.sh ]] && bash scripts/setup-airflow.sh
+start airflow airflow standalone
+echo "demo: waiting for Airflow on http://localhost:$AIRFLOW_PORT ..."
+for _ in $(seq 1 180); do
+  curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
+  sleep 1
+done
+curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow did not come up"; tail -50 "$AIRFLOW_HOME/airflow.log"; exit 1; }
+cat <<MSG
+
+  Airflow UI: http://localhost:$AIRFLOW_PORT    login: $ADMIN_USER / $ADMIN_PASSWORD
+  Logs:       $AIRFLOW_HOME/*.log     Sandbox: $SANDBOX_DIR (orderflow-sandbox --data-dir $SANDBOX_DIR ...)
+
+MSG
+
+if [[ "${DEMO_EXIT_WHEN_DONE:-0}" == "1" ]]; then
+  python -m orderflow_sandbox.demo drive --airflow "http://localhost:$AIRFLOW_PORT" --user "$ADMIN_USER" \
+    --password "$ADMIN_PASSWORD" --sandbox "$SANDBOX_DIR" --orders "${DEMO_ORDERS:-24}" \
+    --timeout "${DEMO_TIMEOUT:-600}" --mbox "$AIRFLOW_HOME/mail.mbox"
+  rc=$?
+  exit $rc
+fi
+echo "demo: running. Press Ctrl-C to stop."
+while true; do sleep 3600; done
