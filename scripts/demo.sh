@@ -97,4 +97,4 @@ if [[ "${DEMO_EXIT_WHEN_DONE:-0}" == "1" ]]; then
   exit $rc
 fi
 echo "demo: running. Press Ctrl-C to stop."
-while true; do sleep 3600; done
+while true; do sleep 3600 & wait $!; done

@@ -14,12 +14,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 
 MAX_MESSAGE_LENGTH = 255  # Order.Activation_Error_Message__c is Text(255)
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """DESIGN.md §4 error codes; ``transient`` says whether a retry may help."""
 
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
@@ -185,6 +185,10 @@ _WHMCS_CONFIG = re.compile(
     r"^invalid ip|authentication failed|invalid permissions|command not found|invalid access key", re.I
 )
 _WHMCS_ORDER_NOT_PENDING = re.compile(r"order id not found or status not pending", re.I)
+# ModuleCreate answers that describe a bad request, not a module failure: retrying can't help.
+_WHMCS_MODULE_BAD_REQUEST = re.compile(
+    r"service id is required|service id not found|not assigned to a module", re.I
+)
 
 
 def classify_whmcs_response(action: str, status: int, body: str, content_type: str = "") -> dict | OrderflowError:
@@ -207,9 +211,10 @@ def classify_whmcs_response(action: str, status: int, body: str, content_type: s
         if status >= 500 or status == 200 or "html" in content_type.lower() or text.startswith("<"):
             return TransientError(
                 ErrorCode.WHMCS_UNAVAILABLE,
-                f"WHMCS {action}: HTTP {status}, expected JSON but got {content_type or 'non-JSON'}: {text[:120]}",
+                f"WHMCS {action}: HTTP {status}, expected JSON but got {content_type or 'non-JSON'}: "
+                f"{safe_message(text, limit=120)}",
             )
-        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS {action}: HTTP {status}: {text[:160]}")
+        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS {action}: HTTP {status}: {safe_message(text, limit=160)}")
 
     result = str(data.get("result", data.get("status", ""))).lower()
     if result == "success" and status < 400:
@@ -226,6 +231,8 @@ def classify_whmcs_response(action: str, status: int, body: str, content_type: s
     if action.lower() in {"acceptorder", "modulecreate"}:
         if _WHMCS_ORDER_NOT_PENDING.search(message):
             return WhmcsOrderNotPending(f"WHMCS {action}: {message}")
+        if _WHMCS_MODULE_BAD_REQUEST.search(message):
+            return WhmcsActionError(f"WHMCS {action}: {message}")
         return TransientError(ErrorCode.WHMCS_PROVISIONING_FAILED, f"WHMCS {action}: {message}")
     return WhmcsActionError(f"WHMCS {action}: {message}")
 

@@ -7,6 +7,7 @@ Makes orderflow's connection types and hooks show up in the UI's connection form
 from __future__ import annotations
 
 from orderflow import __version__
+from orderflow.whmcs.connection import provider_connection_type
 
 
 def get_provider_info() -> dict:
@@ -18,7 +19,5 @@ def get_provider_info() -> dict:
         "name": "orderflow",
         "description": "Salesforce -> WHMCS order provisioning: WHMCS and Salesforce (JWT, Pub/Sub) hooks.",
         "versions": [__version__],
-        "connection-types": [
-            {"connection-type": "whmcs", "hook-class-name": "orderflow.whmcs.hook.WhmcsHook"},
-        ],
+        "connection-types": [provider_connection_type()],
     }

@@ -74,6 +74,7 @@ class _ThreadedUvicorn:
 
     def stop(self) -> None:
         self.server.should_exit = True
+        self.server.force_exit = True  # don't wait for idle keep-alive client sessions
         self.thread.join(timeout=10)
         self.sock.close()
 

@@ -86,11 +86,9 @@ def check_payment_method(whmcs: Any, client_id: int) -> str:
         raise PermanentError(
             ErrorCode.PAYMENT_METHOD_MISSING, f"WHMCS client {client_id} has no payment method on file"
         )
-    for method in methods:
-        gateway = getattr(method, "gateway", None) or getattr(method, "gateway_name", None)
-        if gateway:
-            return str(gateway)
-    return "banktransfer"
+    from orderflow.whmcs.client import WhmcsClient
+
+    return WhmcsClient.payment_method_for(methods)
 
 
 # --------------------------------------------------------------------------- step 3
@@ -122,8 +120,8 @@ def find_existing_whmcs_order(whmcs: Any, order: OrderSnapshot, plan: Provisioni
     if order.whmcs_order_id:
         known = whmcs.get_order(order.whmcs_order_id)
         if known is not None and getattr(known, "status", "") in LIVE_ORDER_STATUSES:
-            log.info("Order %s already links WHMCS order %s", order.order_id, known.order_id)
-            return WhmcsOrderRef(str(known.order_id), _service_ids(known), created=False, status=known.status)
+            log.info("Order %s already links WHMCS order %s", order.order_id, known.id)
+            return WhmcsOrderRef(str(known.id), _service_ids(known), created=False, status=known.status)
         log.warning(
             "Order %s names WHMCS order %s, which WHMCS does not have (or it is cancelled); searching by note",
             order.order_id,
@@ -135,14 +133,14 @@ def find_existing_whmcs_order(whmcs: Any, order: OrderSnapshot, plan: Provisioni
         if _carries_marker(getattr(o, "notes", ""), plan.marker) and getattr(o, "status", "") in LIVE_ORDER_STATUSES
     ]
     if len(matches) > 1:
-        ids = ", ".join(sorted(str(o.order_id) for o in matches))
+        ids = ", ".join(sorted(str(o.id) for o in matches))
         raise PermanentError(
             ErrorCode.DUPLICATE_WHMCS_ORDERS, f"WHMCS orders {ids} all carry {plan.marker}; ops must cancel the extras"
         )
     if matches:
         found = matches[0]
-        log.info("Found WHMCS order %s for %s by its note", found.order_id, order.order_id)
-        return WhmcsOrderRef(str(found.order_id), _service_ids(found), created=False, status=found.status)
+        log.info("Found WHMCS order %s for %s by its note", found.id, order.order_id)
+        return WhmcsOrderRef(str(found.id), _service_ids(found), created=False, status=found.status)
     return None
 
 

@@ -38,7 +38,7 @@ def whmcs_client(conn_id: str = WHMCS_CONN_ID) -> Any:
 def _whmcs_options(conn_id: str = WHMCS_CONN_ID) -> dict:
     from orderflow.whmcs.hook import WhmcsHook
 
-    return WhmcsHook(whmcs_conn_id=conn_id).order_options()
+    return dict(WhmcsHook(whmcs_conn_id=conn_id).order_options)
 
 
 @contextmanager

@@ -1,0 +1,800 @@
+"""The WHMCS API actions, as documented (shared/reference/whmcs.md §2-§5).
+
+Each action takes the decoded request parameters and returns the success body; a documented
+failure is raised as :class:`ActionError` carrying WHMCS's exact message. Output follows real
+WHMCS quirks on purpose: database ids as strings, ``"0000-00-00"`` for unset dates, ``""`` for
+an empty collection (switchable), display names for billing cycles.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orderflow_sandbox.whmcs.state import DEFAULT_MODULE_ERROR, GATEWAYS, WhmcsState, now, today
+
+Params = dict[str, Any]
+
+UNSET_DATE = "0000-00-00"
+DEFAULT_PAGE_SIZE = 25
+CURRENCY = {"id": "1", "code": "JPY", "prefix": "¥", "suffix": " JPY"}
+
+# Input (lower-case system names) -> the display names WHMCS stores and returns.
+BILLING_CYCLES = {
+    "free": "Free Account",
+    "onetime": "One Time",
+    "monthly": "Monthly",
+    "quarterly": "Quarterly",
+    "semiannually": "Semi-Annually",
+    "annually": "Annually",
+    "biennially": "Biennially",
+    "triennially": "Triennially",
+}
+SERVICE_STATUSES = ("Pending", "Active", "Suspended", "Terminated", "Cancelled", "Fraud", "Completed")
+ORDER_NOT_PENDING = "Order ID not found or Status not Pending"
+
+
+class ActionError(Exception):
+    """A documented WHMCS error: ``{"result": "error", "message": ...}`` with this HTTP status."""
+
+    def __init__(self, message: str, status: int = 200, *, keep_changes: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.keep_changes = keep_changes  # commit what the action did before failing
+
+
+@dataclass
+class Context:
+    """What an action may use besides its parameters."""
+
+    state: WhmcsState
+    db: sqlite3.Connection
+    client_ip: str
+    empty_as_string: bool = True
+    module_fault: bool = False  # a ``module_error`` fault fired for this call
+
+
+# ---------------------------------------------------------------------- parameter helpers
+
+
+def php_truthy(value: Any) -> bool:
+    """PHP's truthiness of a request value: ``""`` and ``"0"`` are false, ``"false"`` is true."""
+    if isinstance(value, (dict, list)):
+        return bool(value)
+    return value not in (None, "", "0")
+
+
+def text(params: Params, key: str, default: str = "") -> str:
+    value = params.get(key, default)
+    return value if isinstance(value, str) else default
+
+
+def integer(params: Params, key: str) -> int | None:
+    value = text(params, key).strip()
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def array(params: Params, key: str) -> dict[str, str] | None:
+    """A PHP array parameter (``key[0]=..``/``key[]=..``) as ``{index: value}`` in request order.
+
+    WHMCS pairs per-item arrays by index (``pid[i]`` with ``billingcycle[i]``), not by position;
+    a scalar counts as the single item ``{"0": value}``.
+    """
+    value = params.get(key)
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {k: v if isinstance(v, str) else "" for k, v in value.items()}
+    return {"0": value if isinstance(value, str) else ""}
+
+
+def paging(params: Params) -> tuple[int, int]:
+    start = max(integer(params, "limitstart") or 0, 0)
+    num = integer(params, "limitnum")
+    return start, DEFAULT_PAGE_SIZE if num is None or num <= 0 else num
+
+
+def money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def collection(ctx: Context, outer: str, inner: str, items: list) -> dict:
+    """``{outer: {inner: [...]}}``, or ``{outer: ""}`` when empty (the real API's habit)."""
+    if not items and ctx.empty_as_string:
+        return {outer: ""}
+    return {outer: {inner: items}}
+
+
+def page(total: int, start: int, items: list) -> dict:
+    return {"totalresults": total, "startnumber": start, "numreturned": len(items)}
+
+
+# ---------------------------------------------------------------------- clients
+
+
+def _client_row(db: sqlite3.Connection, clientid: int | None = None, email: str = "") -> sqlite3.Row | None:
+    if clientid is not None:
+        return db.execute("SELECT * FROM clients WHERE id = ?", (clientid,)).fetchone()
+    return db.execute("SELECT * FROM clients WHERE lower(email) = lower(?)", (email,)).fetchone()
+
+
+_ADDCLIENT_REQUIRED = (
+    ("firstname", "You did not enter your first name"),
+    ("lastname", "You did not enter your last name"),
+    ("email", "You did not enter your email address"),
+    ("address1", "You did not enter your  address line 1"),
+    ("city", "You did not enter your city"),
+    ("state", "You did not enter your state"),
+    ("postcode", "You did not enter your postcode"),
+)
+
+
+def add_client(ctx: Context, params: Params) -> dict:
+    for key, message in _ADDCLIENT_REQUIRED:
+        if not text(params, key).strip():
+            raise ActionError(message)
+    email = text(params, "email").strip()
+    if "@" not in email or "." not in email.rsplit("@", 1)[-1]:
+        raise ActionError("The email address you entered was not valid")
+    country = text(params, "country").strip()
+    if len(country) != 2 or not country.isalpha():
+        raise ActionError("Valid country required")
+    if not text(params, "phonenumber").strip():
+        raise ActionError("You did not enter your phone number")
+    if _client_row(ctx.db, email=email) is not None:
+        raise ActionError("A user already exists with that email address")
+    fields = {k: text(params, k).strip() for k in (
+        "firstname", "lastname", "companyname", "email", "address1", "address2", "city", "state", "postcode",
+        "country", "phonenumber", "notes", "groupid",
+    )}
+    clientid = ctx.state.insert_client(ctx.db, fields)
+    return {"clientid": str(clientid), "owner_user_id": str(clientid)}
+
+
+def _client_summary(row: sqlite3.Row) -> dict:
+    return {
+        "id": str(row["id"]),
+        "firstname": row["firstname"],
+        "lastname": row["lastname"],
+        "companyname": row["companyname"],
+        "email": row["email"],
+        "datecreated": row["datecreated"],
+        "groupid": str(row["groupid"]),
+        "status": row["status"],
+    }
+
+
+_CLIENT_ORDER_BY = {"id", "firstname", "lastname", "companyname", "email", "groupid", "datecreated", "status"}
+
+
+def get_clients(ctx: Context, params: Params) -> dict:
+    start, num = paging(params)
+    where, args = [], []
+    if status := text(params, "status"):
+        where.append("status = ?")
+        args.append(status)
+    if search := text(params, "search"):
+        where.append(
+            "(email LIKE ?1 OR firstname LIKE ?1 OR lastname LIKE ?1 OR (firstname || ' ' || lastname) LIKE ?1 "
+            "OR companyname LIKE ?1)".replace("?1", "?")
+        )
+        args += [search.replace("%", r"\%") + "%"] * 5
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    orderby = text(params, "orderby", "id")
+    orderby = orderby if orderby in _CLIENT_ORDER_BY else "id"
+    direction = "DESC" if text(params, "sorting").upper() == "DESC" else "ASC"
+    total = ctx.db.execute(f"SELECT COUNT(*) FROM clients {clause}", args).fetchone()[0]  # noqa: S608
+    rows = ctx.db.execute(
+        f"SELECT * FROM clients {clause} ORDER BY {orderby} {direction}, id {direction} LIMIT ? OFFSET ?",  # noqa: S608
+        [*args, num, start],
+    ).fetchall()
+    items = [_client_summary(r) for r in rows]
+    return {**page(total, start, items), **collection(ctx, "clients", "client", items)}
+
+
+def get_clients_details(ctx: Context, params: Params) -> dict:
+    clientid, email = integer(params, "clientid"), text(params, "email").strip()
+    if clientid is None and not email:
+        raise ActionError("Either clientid Or email Is Required")
+    row = _client_row(ctx.db, clientid, email)
+    if row is None:
+        raise ActionError("Client Not Found")
+    cid = str(row["id"])
+    fullname = f"{row['firstname']} {row['lastname']}".strip()
+    client = {
+        "client_id": cid,
+        "owner_user_id": cid,
+        "userid": cid,
+        "id": cid,
+        "uuid": row["uuid"],
+        "firstname": row["firstname"],
+        "lastname": row["lastname"],
+        "fullname": fullname,
+        "companyname": row["companyname"],
+        "email": row["email"],
+        "address1": row["address1"],
+        "address2": row["address2"],
+        "city": row["city"],
+        "fullstate": row["state"],
+        "state": row["state"],
+        "postcode": row["postcode"],
+        "countrycode": row["country"],
+        "country": row["country"],
+        "phonenumber": row["phonenumber"],
+        "tax_id": "",
+        "statecode": row["state"],
+        "countryname": "Japan" if row["country"] == "JP" else row["country"],
+        "phonecc": 81,
+        "billingcid": "0",
+        "notes": row["notes"],
+        "currency": CURRENCY["id"],
+        "defaultgateway": row["defaultgateway"],
+        "groupid": str(row["groupid"]),
+        "status": row["status"],
+        "credit": "0.00",
+        "taxexempt": False,
+        "latefeeoveride": False,
+        "overideduenotices": False,
+        "separateinvoices": False,
+        "disableautocc": False,
+        "emailoptout": False,
+        "marketing_emails_opt_in": False,
+        "overrideautoclose": False,
+        "allowSingleSignOn": 1,
+        "email_verified": False,
+        "language": "",
+        "lastlogin": "No Login Logged",
+        "currency_code": CURRENCY["code"],
+        "customfields": [],
+        "users": {"user": [{"id": 1, "name": fullname, "email": row["email"], "is_owner": True}]},
+    }
+    body: dict = {**{k: v for k, v in client.items() if k not in ("users",)}, "client": client}
+    if php_truthy(params.get("stats")):
+        active = ctx.db.execute(
+            "SELECT COUNT(*) FROM services WHERE clientid = ? AND status = 'Active'", (row["id"],)
+        ).fetchone()[0]
+        body["stats"] = {"productsnumactive": active, "numunpaidinvoices": 0, "numpaidinvoices": 0}
+    return body
+
+
+def get_pay_methods(ctx: Context, params: Params) -> dict:
+    clientid = integer(params, "clientid")
+    if clientid is None:
+        raise ActionError("Client ID Is Required")
+    kind = text(params, "type")
+    if kind and kind not in ("BankAccount", "CreditCard"):
+        raise ActionError("Invalid Pay Method Type. Should be 'BankAccount' or 'CreditCard'")
+    if _client_row(ctx.db, clientid) is None:
+        raise ActionError("Client Not Found")
+    sql, args = "SELECT * FROM paymethods WHERE clientid = ?", [clientid]
+    if (pmid := integer(params, "paymethodid")) is not None:
+        sql, args = sql + " AND id = ?", [*args, pmid]
+    if kind:
+        sql, args = sql + " AND type IN (?, ?)", [*args, kind, f"Remote{kind}"]
+    methods = [
+        {
+            "id": r["id"],
+            "type": r["type"],
+            "description": r["description"],
+            "gateway_name": r["gateway_name"],
+            "contact_type": "Client",
+            "contact_id": r["clientid"],
+            "card_last_four": r["card_last_four"],
+            "expiry_date": r["expiry_date"],
+            "start_date": "",
+            "issue_number": "",
+            "card_type": r["card_type"],
+            "bank_name": r["bank_name"],
+            "remote_token": "",
+            "last_updated": r["last_updated"],
+        }
+        for r in ctx.db.execute(sql + " ORDER BY id", args)
+    ]
+    return {"clientid": str(clientid), "paymethods": methods}
+
+
+def get_payment_methods(ctx: Context, params: Params) -> dict:
+    items = [{"module": m, "displayname": d} for m, d in GATEWAYS]
+    return {"totalresults": len(items), **collection(ctx, "paymentmethods", "paymentmethod", items)}
+
+
+# ---------------------------------------------------------------------- orders
+
+
+def _order_row(db: sqlite3.Connection, orderid: int | None) -> sqlite3.Row | None:
+    if orderid is None:
+        return None
+    return db.execute("SELECT * FROM orders WHERE id = ?", (orderid,)).fetchone()
+
+
+def add_order(ctx: Context, params: Params) -> dict:
+    clientid = integer(params, "clientid")
+    client = _client_row(ctx.db, clientid) if clientid is not None else None
+    if client is None:
+        raise ActionError("Client ID Not Found")
+    if client["status"] == "Closed":
+        raise ActionError("Unable to add order when client status is Closed")
+    gateways = [m for m, _ in GATEWAYS]
+    paymentmethod = text(params, "paymentmethod")
+    if paymentmethod not in gateways:
+        raise ActionError(f"Invalid Payment Method. Valid options include {','.join(gateways)}")
+    for key in ("billingcycle", "qty", "domain", "priceoverride"):
+        if key in params and "pid" in params and isinstance(params["pid"], dict) and isinstance(params[key], str):
+            raise ActionError(f"Expecting parameter '{key}' to be an array")
+    pids = array(params, "pid") or {}
+    cycles = array(params, "billingcycle") or {}
+    qtys = array(params, "qty") or {}
+    domains = array(params, "domain") or {}
+    overrides = array(params, "priceoverride") or {}
+    items = []
+    for index, raw_pid in pids.items():
+        try:
+            product = ctx.db.execute("SELECT * FROM products WHERE pid = ?", (int(raw_pid),)).fetchone()
+        except ValueError:
+            product = None
+        if product is None:
+            raise ActionError("No items added to cart so order cannot proceed")
+        cycle = cycles.get(index, "").strip().lower().replace("-", "").replace(" ", "")
+        if product["paytype"] == "onetime":
+            cycle = "onetime"
+        elif cycle not in BILLING_CYCLES or cycle in ("onetime", "free"):
+            cycle = "monthly"
+        try:
+            qty = max(int(qtys.get(index) or 1), 1)
+        except ValueError:
+            qty = 1
+        price = float(product["price"])
+        try:
+            price = float(overrides[index]) if overrides.get(index) else price
+        except ValueError:
+            pass
+        items.append((product, cycle, qty, price, domains.get(index, "")))
+    if not items:
+        raise ActionError("No items added to cart so order cannot proceed")
+
+    total = sum(price * qty for _, _, qty, price, _ in items)
+    orderid = int(ctx.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM orders").fetchone()[0])
+    ordernum = str(random.Random(orderid).randint(1_000_000_000, 9_999_999_999))
+    invoiceid = 0
+    if not php_truthy(params.get("noinvoice")):
+        invoiceid = int(
+            ctx.db.execute(
+                "INSERT INTO invoices(userid, date, duedate, total, status, paymentmethod) "
+                "VALUES (?, ?, ?, ?, 'Unpaid', ?)",
+                (client["id"], today(), today(), total, paymentmethod),
+            ).lastrowid  # type: ignore[arg-type]
+        )
+    ctx.db.execute(
+        "INSERT INTO orders(id, ordernum, userid, date, amount, paymentmethod, invoiceid, status, ipaddress, notes, "
+        "promocode) VALUES (?, ?, ?, ?, ?, ?, ?, 'Pending', ?, ?, ?)",
+        (
+            orderid,
+            ordernum,
+            client["id"],
+            now(),
+            total,
+            paymentmethod,
+            invoiceid,
+            text(params, "clientip") or ctx.client_ip,
+            text(params, "notes"),
+            text(params, "promocode"),
+        ),
+    )
+    service_ids = []
+    for position, (product, cycle, qty, price, domain) in enumerate(items):
+        recurring = 0.0 if cycle in ("onetime", "free") else price * qty
+        cur = ctx.db.execute(
+            "INSERT INTO services(orderid, clientid, pid, position, qty, regdate, domain, paymentmethod, "
+            "firstpaymentamount, recurringamount, billingcycle, nextduedate, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'Pending')",
+            (
+                orderid,
+                client["id"],
+                product["pid"],
+                position,
+                qty,
+                today(),
+                domain,
+                paymentmethod,
+                price * qty,
+                recurring,
+                BILLING_CYCLES[cycle],
+                UNSET_DATE if cycle in ("onetime", "free") else today(),
+            ),
+        )
+        service_ids.append(str(cur.lastrowid))
+    joined = ",".join(service_ids)
+    return {
+        "orderid": str(orderid),
+        "serviceids": joined,
+        "productids": joined,  # legacy name, always equal to serviceids
+        "addonids": "",
+        "domainids": "",
+        "invoiceid": str(invoiceid),
+    }
+
+
+def _run_module_create(ctx: Context, service: sqlite3.Row) -> None:
+    """Run the product's provisioning module for one service; raise the module's error text."""
+    product = ctx.db.execute("SELECT module, module_error FROM products WHERE pid = ?", (service["pid"],)).fetchone()
+    if product is None or not product["module"]:
+        ctx.db.execute("UPDATE services SET status = 'Active' WHERE id = ?", (service["id"],))
+        return
+    if ctx.module_fault or product["module_error"]:
+        raise ActionError(product["module_error"] or DEFAULT_MODULE_ERROR)
+    ctx.db.execute(
+        "UPDATE services SET status = 'Active', username = ? WHERE id = ?",
+        (f"svc{service['id']}", service["id"]),
+    )
+
+
+def accept_order(ctx: Context, params: Params) -> dict:
+    order = _order_row(ctx.db, integer(params, "orderid"))
+    if order is None or order["status"] != "Pending":
+        raise ActionError(ORDER_NOT_PENDING)
+    autosetup = php_truthy(params.get("autosetup"))
+    services = ctx.db.execute(
+        "SELECT * FROM services WHERE orderid = ? AND status = 'Pending' ORDER BY position", (order["id"],)
+    ).fetchall()
+    errors = []
+    for service in services:
+        if autosetup:
+            try:
+                _run_module_create(ctx, service)
+            except ActionError as exc:
+                errors.append(exc.message)
+        else:
+            ctx.db.execute("UPDATE services SET status = 'Active' WHERE id = ?", (service["id"],))
+    if errors:
+        # As reported from real instances: the module failure is passed through, the order
+        # stays Pending, and a later AcceptOrder retries the module.
+        raise ActionError(errors[0], keep_changes=True)
+    ctx.db.execute("UPDATE orders SET status = 'Active' WHERE id = ?", (order["id"],))
+    return {}
+
+
+def _set_order_status(ctx: Context, params: Params, status: str, not_found: str, only_pending: bool = False) -> dict:
+    order = _order_row(ctx.db, integer(params, "orderid"))
+    if order is None or (only_pending and order["status"] != "Pending"):
+        raise ActionError(not_found)
+    ctx.db.execute("UPDATE orders SET status = ? WHERE id = ?", (status, order["id"]))
+    ctx.db.execute("UPDATE services SET status = ? WHERE orderid = ?", (status, order["id"]))
+    if status in ("Cancelled", "Fraud") and order["invoiceid"]:
+        ctx.db.execute(
+            "UPDATE invoices SET status = 'Cancelled' WHERE id = ? AND status = 'Unpaid'", (order["invoiceid"],)
+        )
+    return {}
+
+
+def cancel_order(ctx: Context, params: Params) -> dict:
+    return _set_order_status(ctx, params, "Cancelled", ORDER_NOT_PENDING, only_pending=True)
+
+
+def pending_order(ctx: Context, params: Params) -> dict:
+    return _set_order_status(ctx, params, "Pending", "Order ID Not Found")
+
+
+def fraud_order(ctx: Context, params: Params) -> dict:
+    return _set_order_status(ctx, params, "Fraud", "Order ID Not Found")
+
+
+def _order_view(ctx: Context, order: sqlite3.Row) -> dict:
+    client = _client_row(ctx.db, order["userid"])
+    invoice = (
+        ctx.db.execute("SELECT status FROM invoices WHERE id = ?", (order["invoiceid"],)).fetchone()
+        if order["invoiceid"]
+        else None
+    )
+    lineitems = [
+        {
+            "type": "product",
+            "relid": str(s["id"]),
+            "producttype": "Other",
+            "product": s["name"],
+            "domain": s["domain"],
+            "billingcycle": s["billingcycle"],
+            "amount": f"{CURRENCY['prefix']}{money(s['firstpaymentamount'])}{CURRENCY['suffix']}",
+            "status": s["status"],
+        }
+        for s in ctx.db.execute(
+            "SELECT s.*, p.name FROM services s JOIN products p ON p.pid = s.pid WHERE s.orderid = ? "
+            "ORDER BY s.position",
+            (order["id"],),
+        )
+    ]
+    gateways = dict(GATEWAYS)
+    return {
+        "id": str(order["id"]),
+        "ordernum": order["ordernum"],
+        "userid": str(order["userid"]),
+        "contactid": "0",
+        "requestor_id": str(order["userid"]),
+        "admin_requestor_id": "0",
+        "date": order["date"],
+        "nameservers": "",
+        "transfersecret": "",
+        "renewals": "",
+        "promocode": order["promocode"],
+        "promotype": "",
+        "promovalue": "",
+        "orderdata": "[]",
+        "amount": money(order["amount"]),
+        "paymentmethod": order["paymentmethod"],
+        "invoiceid": str(order["invoiceid"]),
+        "status": order["status"],
+        "ipaddress": order["ipaddress"],
+        "fraudmodule": "",
+        "fraudoutput": "",
+        "notes": order["notes"],
+        "paymentmethodname": gateways.get(order["paymentmethod"], order["paymentmethod"]),
+        "paymentstatus": invoice["status"] if invoice else "",
+        "name": f"{client['firstname']} {client['lastname']}" if client else "",
+        "currencyprefix": CURRENCY["prefix"],
+        "currencysuffix": CURRENCY["suffix"],
+        "frauddata": "",
+        "validationdata": "",
+        **collection(ctx, "lineitems", "lineitem", lineitems),
+    }
+
+
+def get_orders(ctx: Context, params: Params) -> dict:
+    start, num = paging(params)
+    where, args = [], []
+    for key, column in (("id", "id"), ("userid", "userid"), ("requestor_id", "userid")):
+        if text(params, key):
+            where.append(f"{column} = ?")
+            args.append(integer(params, key) if integer(params, key) is not None else -1)
+    if status := text(params, "status"):
+        where.append("status = ?")
+        args.append(status)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    total = ctx.db.execute(f"SELECT COUNT(*) FROM orders {clause}", args).fetchone()[0]  # noqa: S608
+    rows = ctx.db.execute(
+        f"SELECT * FROM orders {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, num, start]  # noqa: S608
+    ).fetchall()
+    items = [_order_view(ctx, r) for r in rows]
+    return {**page(total, start, items), **collection(ctx, "orders", "order", items)}
+
+
+# ---------------------------------------------------------------------- services
+
+
+def _service_view(ctx: Context, s: sqlite3.Row) -> dict:
+    gateways = dict(GATEWAYS)
+    return {
+        "id": str(s["id"]),
+        "qty": str(s["qty"]),
+        "clientid": str(s["clientid"]),
+        "orderid": str(s["orderid"]),
+        "ordernumber": s["ordernum"],
+        "pid": str(s["pid"]),
+        "regdate": s["regdate"],
+        "name": s["name"],
+        "translated_name": s["name"],
+        "groupname": s["groupname"],
+        "translated_groupname": s["groupname"],
+        "domain": s["domain"],
+        "dedicatedip": s["dedicatedip"],
+        "serverid": "0",
+        "servername": "",
+        "serverip": None,
+        "serverhostname": None,
+        "suspensionreason": s["suspensionreason"],
+        "firstpaymentamount": money(s["firstpaymentamount"]),
+        "recurringamount": money(s["recurringamount"]),
+        "paymentmethod": s["paymentmethod"],
+        "paymentmethodname": gateways.get(s["paymentmethod"], s["paymentmethod"]),
+        "billingcycle": s["billingcycle"],
+        "nextduedate": s["nextduedate"],
+        "status": s["status"],
+        "username": s["username"],
+        "password": "",
+        "subscriptionid": "",
+        "promoid": "0",
+        "overideautosuspend": "0",
+        "overidesuspenduntil": UNSET_DATE,
+        "ns1": "",
+        "ns2": "",
+        "assignedips": "",
+        "notes": s["notes"],
+        "diskusage": "0",
+        "disklimit": "0",
+        "bwusage": "0",
+        "bwlimit": "0",
+        "lastupdate": f"{UNSET_DATE} 00:00:00",
+        "customfields": {"customfield": []},
+        "configoptions": {"configoption": []},
+    }
+
+
+def get_clients_products(ctx: Context, params: Params) -> dict:
+    start, num = paging(params)
+    where, args = [], []
+    for key, column in (("clientid", "s.clientid"), ("serviceid", "s.id"), ("pid", "s.pid")):
+        if text(params, key):
+            where.append(f"{column} = ?")
+            args.append(integer(params, key) if integer(params, key) is not None else -1)
+    if text(params, "domain"):
+        where.append("s.domain = ?")
+        args.append(text(params, "domain"))
+    if text(params, "username2"):
+        where.append("s.username = ?")
+        args.append(text(params, "username2"))
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    base = "FROM services s JOIN products p ON p.pid = s.pid JOIN orders o ON o.id = s.orderid"
+    total = ctx.db.execute(f"SELECT COUNT(*) {base} {clause}", args).fetchone()[0]  # noqa: S608
+    rows = ctx.db.execute(
+        f"SELECT s.*, p.name, p.groupname, o.ordernum {base} {clause} ORDER BY s.id LIMIT ? OFFSET ?",  # noqa: S608
+        [*args, num, start],
+    ).fetchall()
+    items = [_service_view(ctx, r) for r in rows]
+    echo = {k: (text(params, k) or None) for k in ("clientid", "serviceid", "pid", "domain")}
+    return {**echo, **page(total, start, items), **collection(ctx, "products", "product", items)}
+
+
+def _service_for_module(ctx: Context, params: Params) -> sqlite3.Row:
+    raw = text(params, "serviceid") or text(params, "accountid")
+    if not raw:
+        raise ActionError("Service ID is required")
+    try:
+        service = ctx.db.execute(
+            "SELECT s.*, p.module FROM services s JOIN products p ON p.pid = s.pid WHERE s.id = ?", (int(raw),)
+        ).fetchone()
+    except ValueError:
+        service = None
+    if service is None:
+        raise ActionError("Service ID not found")
+    if not service["module"]:
+        raise ActionError("Service not assigned to a module")
+    return service
+
+
+def module_create(ctx: Context, params: Params) -> dict:
+    service = _service_for_module(ctx, params)
+    if service["status"] in ("Active", "Suspended"):
+        raise ActionError("Module Create Failed: an account already exists for this service")
+    _run_module_create(ctx, service)
+    return {}
+
+
+def module_suspend(ctx: Context, params: Params) -> dict:
+    service = _service_for_module(ctx, params)
+    if service["status"] != "Active":
+        raise ActionError(f"Module Suspend Failed: service is {service['status']}, not Active")
+    ctx.db.execute(
+        "UPDATE services SET status = 'Suspended', suspensionreason = ? WHERE id = ?",
+        (text(params, "suspendreason"), service["id"]),
+    )
+    return {}
+
+
+def module_terminate(ctx: Context, params: Params) -> dict:
+    service = _service_for_module(ctx, params)
+    if service["status"] in ("Terminated", "Cancelled", "Fraud"):
+        raise ActionError(f"Module Terminate Failed: service is already {service['status']}")
+    ctx.db.execute(
+        "UPDATE services SET status = 'Terminated', terminationdate = ? WHERE id = ?", (today(), service["id"])
+    )
+    return {}
+
+
+_UPDATABLE_SERVICE_FIELDS = ("domain", "notes", "regdate", "nextduedate", "terminationdate", "dedicatedip",
+                             "suspensionreason", "paymentmethod")
+
+
+def update_client_product(ctx: Context, params: Params) -> dict:
+    serviceid = integer(params, "serviceid")
+    service = ctx.db.execute("SELECT * FROM services WHERE id = ?", (serviceid,)).fetchone() if serviceid else None
+    if service is None:
+        raise ActionError("Service ID Not Found")
+    updates: dict[str, Any] = {}
+    for key in _UPDATABLE_SERVICE_FIELDS:
+        if key in params and isinstance(params[key], str):
+            updates[key] = params[key]
+    if "suspendreason" in params:
+        updates["suspensionreason"] = text(params, "suspendreason")
+    if "serviceusername" in params:
+        updates["username"] = text(params, "serviceusername")
+    if status := text(params, "status"):
+        if status not in SERVICE_STATUSES:
+            raise ActionError(f"Invalid status {status}")
+        updates["status"] = status  # setting the status does not run module commands
+    for key in ("firstpaymentamount", "recurringamount"):
+        if text(params, key):
+            try:
+                updates[key] = float(text(params, key))
+            except ValueError:
+                pass
+    if cycle := text(params, "billingcycle"):
+        key = cycle.lower().replace("-", "").replace(" ", "")
+        updates["billingcycle"] = BILLING_CYCLES.get(key, cycle)
+    for key in (array(params, "unset") or {}).values():
+        if key in ("domain", "notes", "dedicatedip", "suspendreason"):
+            updates["suspensionreason" if key == "suspendreason" else key] = ""
+    if updates:
+        assignments = ", ".join(f"{k} = ?" for k in updates)
+        ctx.db.execute(f"UPDATE services SET {assignments} WHERE id = ?", [*updates.values(), serviceid])  # noqa: S608
+    return {"serviceid": str(serviceid)}
+
+
+# ---------------------------------------------------------------------- catalogue
+
+
+def get_products(ctx: Context, params: Params) -> dict:
+    where, args = [], []
+    if pids := text(params, "pid"):
+        wanted = [int(p) for p in pids.split(",") if p.strip().isdigit()]
+        where.append(f"pid IN ({','.join('?' * len(wanted))})" if wanted else "0")
+        args += wanted
+    if text(params, "gid"):
+        where.append("gid = ?")
+        args.append(integer(params, "gid"))
+    if module := text(params, "module"):
+        where.append("module = ?")
+        args.append(module)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    items = []
+    for p in ctx.db.execute(f"SELECT * FROM products {clause} ORDER BY gid, pid", args):  # noqa: S608
+        price = money(p["price"])
+        pricing = {
+            "prefix": CURRENCY["prefix"],
+            "suffix": CURRENCY["suffix"],
+            **{f"{c[0]}setupfee": "0.00" for c in ("m", "q", "s", "a", "b", "t")},
+            "monthly": price,  # one-time prices live in the monthly column, as in WHMCS
+            # Only the monthly cycle is offered; "-1.00" marks a disabled cycle.
+            **{c: "-1.00" for c in ("quarterly", "semiannually", "annually", "biennially", "triennially")},
+        }
+        items.append(
+            {
+                "pid": str(p["pid"]),
+                "gid": str(p["gid"]),
+                "type": p["type"],
+                "name": p["name"],
+                "slug": p["slug"],
+                "product-url": f"https://whmcs.sandbox.invalid/store/{p['groupname'].lower()}/{p['slug']}",
+                "description": "",
+                "module": p["module"],
+                "paytype": p["paytype"],
+                "allowqty": "1",
+                "quantity_available": 0,
+                "pricing": {CURRENCY["code"]: pricing},
+                "customfields": {"customfield": []},
+                "configoptions": {"configoption": []},
+            }
+        )
+    return {"totalresults": len(items), **collection(ctx, "products", "product", items)}
+
+
+# ---------------------------------------------------------------------- registry
+
+ACTIONS: dict[str, Callable[[Context, Params], dict]] = {
+    "addclient": add_client,
+    "getclients": get_clients,
+    "getclientsdetails": get_clients_details,
+    "getpaymethods": get_pay_methods,
+    "getpaymentmethods": get_payment_methods,
+    "addorder": add_order,
+    "acceptorder": accept_order,
+    "getorders": get_orders,
+    "getclientsproducts": get_clients_products,
+    "cancelorder": cancel_order,
+    "pendingorder": pending_order,
+    "fraudorder": fraud_order,
+    "modulecreate": module_create,
+    "modulesuspend": module_suspend,
+    "moduleterminate": module_terminate,
+    "updateclientproduct": update_client_product,
+    "getproducts": get_products,
+}
+READ_ONLY = frozenset(
+    {"getclients", "getclientsdetails", "getpaymethods", "getpaymentmethods", "getorders", "getclientsproducts",
+     "getproducts"}
+)
+MODULE_ACTIONS = frozenset({"acceptorder", "modulecreate"})
