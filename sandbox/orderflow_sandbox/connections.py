@@ -55,3 +55,34 @@ def connection_env(endpoints: dict, smtp_port: int | None = None) -> dict[str, s
         f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
         for conn_id, conn in airflow_connections(endpoints, smtp_port).items()
     }
+
+
+def salesforce_client(endpoints: dict, token_cache=None):
+    """A :class:`orderflow.salesforce.client.SalesforceClient` for the sandbox org."""
+    from orderflow.salesforce.client import SalesforceClient
+
+    sf = endpoints["salesforce"]
+    kwargs = {"token_cache": token_cache} if token_cache is not None else {}
+    return SalesforceClient(
+        login_url=sf["login_url"],
+        username=sf["username"],
+        consumer_key=sf["consumer_key"],
+        private_key_path=sf["private_key_path"],
+        instance_url=sf["instance_url"],
+        ca_bundle=endpoints["ca_bundle"],
+        api_version=sf.get("api_version", "62.0"),
+        org_id=sf["org_id"],
+        pubsub_endpoint=sf["pubsub_endpoint"],
+        **kwargs,
+    )
+
+
+def whmcs_client(endpoints: dict, credentials: dict | None = None):
+    """A :class:`orderflow.whmcs.client.WhmcsClient` (``credentials`` overrides the pipeline's)."""
+    from orderflow.whmcs.client import WhmcsClient
+
+    wh = endpoints["whmcs"]
+    creds = credentials or wh
+    return WhmcsClient(
+        wh["url"], creds["identifier"], creds["secret"], accesskey=wh.get("accesskey"), ca_bundle=endpoints["ca_bundle"]
+    )

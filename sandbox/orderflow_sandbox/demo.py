@@ -90,10 +90,9 @@ class AirflowApi:
 
 
 def _order_states(endpoints: dict, order_ids: list[str]) -> dict[str, dict]:
-    from orderflow.salesforce.hook import SalesforceClient
+    from orderflow_sandbox.connections import salesforce_client
 
-    sf = endpoints["salesforce"]
-    client = SalesforceClient.from_endpoints(endpoints)
+    client = salesforce_client(endpoints)
     rows: dict[str, dict] = {}
     for start in range(0, len(order_ids), 200):
         chunk = order_ids[start : start + 200]
@@ -103,7 +102,6 @@ def _order_states(endpoints: dict, order_ids: list[str]) -> dict[str, dict]:
             f"(SELECT Id, WHMCS_Service_ID__c FROM OrderItems) FROM Order WHERE Id IN ({ids})"
         ):
             rows[rec["Id"]] = rec
-    del sf
     return rows
 
 
