@@ -17,7 +17,7 @@ mkdir -p "$AIRFLOW_HOME" "$SANDBOX_DIR"
 
 if [[ "${DEMO_FRESH:-1}" == "1" ]]; then
   # Each demo starts from a clean slate (fresh metadata DB and sandbox data).
-  rm -rf "$AIRFLOW_HOME"/airflow.db* "$AIRFLOW_HOME"/logs "$SANDBOX_DIR"/*.db* "$SANDBOX_DIR"/endpoints.json "$AIRFLOW_HOME"/orderflow
+  rm -rf "$AIRFLOW_HOME"/airflow.db* "$AIRFLOW_HOME"/logs "$SANDBOX_DIR"/*.db* "$SANDBOX_DIR"/endpoints.json "$AIRFLOW_HOME"/.orderflow "$AIRFLOW_HOME"/mail
 fi
 
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
@@ -69,7 +69,7 @@ if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.a
   [[ -f "$SANDBOX_DIR/endpoints.json" ]] || { echo "sandbox did not start"; cat "$AIRFLOW_HOME/sandbox.log"; exit 1; }
   # Connections and pools for the sandbox, as environment variables the Airflow processes inherit.
   eval "$(python -m orderflow_sandbox.demo env --endpoints "$SANDBOX_DIR/endpoints.json")"
-  start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --mbox "$AIRFLOW_HOME/mail.mbox"
+  start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --maildir "$AIRFLOW_HOME/mail"
 fi
 
 # 2. Airflow standalone.
@@ -92,7 +92,7 @@ MSG
 if [[ "${DEMO_EXIT_WHEN_DONE:-0}" == "1" ]]; then
   python -m orderflow_sandbox.demo drive --airflow "http://localhost:$AIRFLOW_PORT" --user "$ADMIN_USER" \
     --password "$ADMIN_PASSWORD" --sandbox "$SANDBOX_DIR" --orders "${DEMO_ORDERS:-24}" \
-    --timeout "${DEMO_TIMEOUT:-600}" --mbox "$AIRFLOW_HOME/mail.mbox"
+    --timeout "${DEMO_TIMEOUT:-600}" --maildir "$AIRFLOW_HOME/mail"
   rc=$?
   exit $rc
 fi

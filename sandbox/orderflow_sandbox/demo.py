@@ -1,7 +1,7 @@
 """Demo helpers used by ``scripts/demo.sh``.
 
 ``env``        print ``export AIRFLOW_CONN_...=...`` lines for a running sandbox
-``smtp-sink``  a local SMTP server that appends every received mail to an mbox file
+``smtp-sink``  a local SMTP server that stores every received mail in a Maildir
 ``drive``      seed, approve, (optionally) trigger provisioning runs through Airflow's REST API,
                wait until every order has settled, print one row per order, exit 0 only if
                every order ended as expected
@@ -37,10 +37,10 @@ def cmd_smtp_sink(args: argparse.Namespace) -> int:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Mailbox
 
-    Path(args.mbox).parent.mkdir(parents=True, exist_ok=True)
-    controller = Controller(Mailbox(args.mbox), hostname="127.0.0.1", port=args.port)
+    Path(args.maildir).parent.mkdir(parents=True, exist_ok=True)
+    controller = Controller(Mailbox(args.maildir), hostname="127.0.0.1", port=args.port)
     controller.start()
-    print(f"smtp sink on 127.0.0.1:{args.port} -> {args.mbox}", flush=True)
+    print(f"smtp sink on 127.0.0.1:{args.port} -> {args.maildir}", flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -170,7 +170,7 @@ def cmd_drive(args: argparse.Namespace) -> int:
             f"{str(rec.get('Activation_Error_Code__c') or ''):<24} {str(rec.get('WHMCS_Order_ID__c') or ''):<11} "
             f"{'yes' if ok else 'NO'}"
         )
-    mails = len(mailbox.mbox(args.mbox)) if args.mbox and Path(args.mbox).exists() else 0
+    mails = len(mailbox.Maildir(args.maildir, create=False)) if args.maildir and Path(args.maildir).exists() else 0
     print(f"\ndemo: {good}/{len(order_ids)} orders settled as expected in {elapsed:.0f}s; {mails} notification mails in the SMTP sink")
     return 0 if good == len(order_ids) else 1
 
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_env)
     p = sub.add_parser("smtp-sink")
     p.add_argument("--port", type=int, default=8025)
-    p.add_argument("--mbox", required=True)
+    p.add_argument("--maildir", required=True)
     p.set_defaults(func=cmd_smtp_sink)
     p = sub.add_parser("drive")
     p.add_argument("--airflow", required=True)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--orders", type=int, default=24)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=600)
-    p.add_argument("--mbox")
+    p.add_argument("--maildir")
     p.add_argument("--trigger", choices=["rest", "events"], default="rest")
     p.set_defaults(func=cmd_drive)
     args = parser.parse_args(argv)
