@@ -78,7 +78,11 @@ class AirflowApi:
         return self._retry("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body).status_code
 
     def unpause(self, dag_id: str) -> None:
-        self._retry("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+        self.set_paused(dag_id, False)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        """Pause/unpause a DAG; a DAG Airflow does not know (yet) is left alone."""
+        self._retry("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
     def wait_for_dag(self, dag_id: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
