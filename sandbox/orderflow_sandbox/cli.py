@@ -64,6 +64,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
     from orderflow_sandbox.seed import seed_sandbox
 
     summary = seed_sandbox(Path(args.data_dir), orders=args.orders, rng_seed=args.seed)
+    summary.pop("expected", None)  # one line per order: it is in expected_outcomes_file instead
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -227,6 +227,8 @@ def test_worker_lost_between_addorder_and_write_back_converges_on_next_run(dagba
     assert states["accept_whmcs_order"] == "success" and states["write_back"] == "failed"
     assert len(env.whmcs_orders_for(oid)) == 1
     env.clear_faults()
+    # The failure callback marks the Order Failed (its PATCH is not a collection call).
+    assert_failed(env, oid, ErrorCode.SALESFORCE_UNAVAILABLE)
     env.approve(oid, status="Reactivate")  # the Flow puts it back to Activating, as ops would after the outage
     dr, states, _ = run(dagbag, oid, source="sweep")
     assert dr.state == "success", states

@@ -1,0 +1,226 @@
+"""Bulk API 2.0 query jobs: create, poll (UploadComplete -> InProgress -> JobComplete), CSV results.
+
+Results are written once to ``<data_dir>/bulk/<jobId>.csv`` and served in pages: ``maxRecords`` per
+request, ``Sforce-Locator`` for the next page (the literal ``null`` at the end) and
+``Sforce-NumberOfRecords`` on every page, as simple-salesforce's ``bulk2`` requires.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orderflow_sandbox.salesforce import soql as soql_mod
+from orderflow_sandbox.salesforce.ids import make_id, normalize_id
+
+if TYPE_CHECKING:
+    from orderflow_sandbox.salesforce.org import SalesforceOrg
+
+log = logging.getLogger(__name__)
+
+DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
+LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+DEFAULT_MAX_RECORDS = 50_000
+
+
+class BulkError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class QueryJob:
+    id: str
+    operation: str
+    query: str
+    object: str
+    column_delimiter: str
+    line_ending: str
+    api_version: str
+    created_by: str
+    created_date: str
+    state: str = "UploadComplete"
+    records: int = 0
+    error: str | None = None
+    path: Path | None = None
+    offsets: list[int] = field(default_factory=list)  # byte offset of each data row (header excluded)
+    header: bytes = b""
+    polled: int = 0
+
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "operation": self.operation,
+            "object": self.object,
+            "createdById": self.created_by,
+            "createdDate": self.created_date,
+            "systemModstamp": self.created_date,
+            "state": self.state,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(self.api_version),
+            "jobType": "V2Query",
+            "lineEnding": self.line_ending,
+            "columnDelimiter": self.column_delimiter,
+            "numberRecordsProcessed": self.records if self.state == "JobComplete" else 0,
+            "retries": 0,
+            "totalProcessingTime": 0,
+        }
+        if self.error:
+            data["errorMessage"] = self.error
+        return data
+
+
+def _csv_value(f: soql_mod.Field, value: Any) -> str:
+    if value is None:
+        return ""
+    if f.type == "boolean":
+        return "true" if value else "false"
+    if f.type in ("double", "currency", "int"):
+        number = float(value)
+        return str(int(number)) if (f.scale == 0 and number.is_integer()) else repr(number)
+    if f.type == "datetime":
+        return str(value).replace("+0000", "Z")
+    return str(value)
+
+
+class BulkJobs:
+    """The org's Bulk 2.0 query jobs (in memory; results on disk)."""
+
+    def __init__(self, org: SalesforceOrg) -> None:
+        self.org = org
+        self.jobs: dict[str, QueryJob] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.dir = org.data_dir / "bulk"
+
+    def create(self, body: dict, api_version: str) -> dict:
+        operation = body.get("operation")
+        if operation not in ("query", "queryAll"):
+            raise BulkError(400, "INVALIDJOB", f"Invalid operation: {operation}")
+        text = body.get("query") or ""
+        delim = body.get("columnDelimiter", "COMMA")
+        ending = body.get("lineEnding", "LF")
+        if delim not in DELIMITERS:
+            raise BulkError(400, "INVALIDJOB", f"Invalid column delimiter: {delim}")
+        if ending not in LINE_ENDINGS:
+            raise BulkError(400, "INVALIDJOB", f"Invalid line ending: {ending}")
+        if body.get("contentType", "CSV") != "CSV":
+            raise BulkError(400, "INVALIDJOB", "Only CSV content type is supported")
+        try:
+            query = soql_mod.parse(text)
+            soql_mod.validate(query, self.org.schema, allow_children=False)
+        except soql_mod.SoqlError as exc:
+            raise BulkError(400, exc.error_code, exc.message) from None
+        if query.count or query.offset is not None:
+            raise BulkError(400, "INVALIDJOB", "Aggregate queries and OFFSET are not supported by Bulk API 2.0 query")
+        from orderflow_sandbox.salesforce.org import now_utc
+
+        with self._lock:
+            self._seq += 1
+            job_id = make_id("750", self._seq + int(now_utc().timestamp()) % 10_000_000 * 100)
+            job = QueryJob(job_id, operation, text, query.sobject, delim, ending, api_version, self.org.user_id,
+                           soql_mod.format_datetime(now_utc()))
+            self.jobs[job_id] = job
+        threading.Thread(target=self._run, args=(job, query), name=f"bulk-{job_id}", daemon=True).start()
+        return job.info()
+
+    def _run(self, job: QueryJob, query: soql_mod.Query) -> None:
+        job.state = "InProgress"
+        try:
+            result = self.org.query_rows(job.query, include_deleted=job.operation == "queryAll")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path = self.dir / f"{job.id}.csv"
+            paths = [p for p in query.select_order if isinstance(p, tuple)]
+            resolved = [soql_mod.resolve_path(self.org.schema, query.sobject, p) for p in paths]
+            header = [".".join([*rp.chain, rp.field.name]) for rp in resolved]
+            sep, eol = DELIMITERS[job.column_delimiter], LINE_ENDINGS[job.line_ending]
+            offsets: list[int] = []
+            with path.open("wb") as fh:
+                buf = io.StringIO()
+                writer = csv.writer(buf, delimiter=sep, lineterminator=eol, quoting=csv.QUOTE_MINIMAL)
+                writer.writerow(header)
+                job.header = buf.getvalue().encode()
+                fh.write(job.header)
+                pos = len(job.header)
+                for row in result.rows:
+                    buf.seek(0)
+                    buf.truncate()
+                    values = []
+                    for rp in resolved:
+                        if rp.hops:
+                            parent = result.rels[rp.chain].get(row["Id"])
+                            value = None if parent is None else parent.get(rp.field.name)
+                        else:
+                            value = row.get(rp.field.name)
+                        values.append(_csv_value(rp.field, value))
+                    writer.writerow(values)
+                    data = buf.getvalue().encode()
+                    offsets.append(pos)
+                    fh.write(data)
+                    pos += len(data)
+            job.path, job.offsets, job.records = path, offsets, len(offsets)
+            job.state = "JobComplete"
+        except soql_mod.SoqlError as exc:
+            job.state, job.error = "Failed", f"{exc.error_code}: {exc.message}"
+        except Exception as exc:  # noqa: BLE001 - a failed job reports, it does not crash the server
+            log.exception("bulk job %s failed", job.id)
+            job.state, job.error = "Failed", f"UNKNOWN_EXCEPTION: {type(exc).__name__}"
+
+    def get(self, job_id: str) -> QueryJob:
+        rid = normalize_id(job_id) or job_id
+        job = self.jobs.get(rid)
+        if job is None:
+            raise BulkError(404, "NOT_FOUND", "The requested resource does not exist")
+        return job
+
+    def set_state(self, job_id: str, state: str) -> dict:
+        job = self.get(job_id)
+        if state != "Aborted":
+            raise BulkError(400, "INVALIDJOBSTATE", f"Invalid state: {state}")
+        if job.state in ("JobComplete", "Failed"):
+            raise BulkError(400, "INVALIDJOBSTATE", f"Job is already {job.state}")
+        job.state = "Aborted"
+        return job.info()
+
+    def delete(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job.path and job.path.exists():
+            job.path.unlink()
+        self.jobs.pop(job.id, None)
+
+    def results(self, job_id: str, locator: str | None, max_records: int | None) -> tuple[bytes, str, int]:
+        """One page of CSV (header + rows), the next locator (``"null"`` at the end) and the row count."""
+        job = self.get(job_id)
+        if job.state != "JobComplete":
+            raise BulkError(
+                412,
+                "JOB_NOT_COMPLETE",
+                "can only download query results of successfully completed bulk job with status: JOB_COMPLETE. "
+                f"Current status: {job.state.upper()}",
+            )
+        start = 0
+        if locator:
+            try:
+                start = int(base64.b64decode(locator + "=" * (-len(locator) % 4)).decode())
+            except ValueError:
+                raise BulkError(400, "INVALIDLOCATOR", f"Invalid locator: {locator}") from None
+        size = max_records if max_records and max_records > 0 else DEFAULT_MAX_RECORDS
+        end = min(start + size, job.records)
+        assert job.path is not None
+        with job.path.open("rb") as fh:
+            if start < job.records:
+                fh.seek(job.offsets[start])
+                stop = job.offsets[end] if end < job.records else None
+                data = fh.read() if stop is None else fh.read(stop - job.offsets[start])
+            else:
+                data = b""
+        next_locator = base64.b64encode(str(end).encode()).decode().rstrip("=") if end < job.records else "null"
+        return job.header + data, next_locator, end - start
