@@ -17,19 +17,10 @@ APPROVAL_STATUSES = ("Approved", "Reactivate")
 
 def sandbox_client(data_dir: Path) -> SalesforceClient:
     """A client for the running sandbox org (credentials and CA from ``endpoints.json``)."""
-    endpoints = read_endpoints(data_dir)
-    sf = endpoints["salesforce"]
-    return SalesforceClient(
-        login_url=sf["login_url"],
-        username=sf["username"],
-        consumer_key=sf["consumer_key"],
-        private_key_path=sf["private_key_path"],
-        ca_bundle=endpoints["ca_bundle"],
-        api_version=sf.get("api_version", "62.0"),
-        org_id=sf.get("org_id"),
-        pubsub_endpoint=sf.get("pubsub_endpoint"),
-        token_cache=TokenCache(Path(data_dir).resolve() / "cli_token_cache.json"),
-    )
+    from orderflow_sandbox.connections import salesforce_client
+
+    token_cache = TokenCache(Path(data_dir).resolve() / "cli_token_cache.json")
+    return salesforce_client(read_endpoints(data_dir), token_cache=token_cache)
 
 
 def approve_orders(data_dir: Path, order_ids: list[str] | None, status: str = "Approved") -> list[str]:

@@ -1,0 +1,82 @@
+"""order_event_sensor: Salesforce order events -> one provision_order run per order (DESIGN.md §5).
+
+Runs continuously (one run at a time). Each run: wait for an event without a worker slot
+(deferrable sensor; returns after ORDERFLOW_EVENT_WAIT_SECONDS, default 60, to sweep anyway) ->
+drain up to 500 events -> sweep Orders stuck in Activating -> trigger the runs (a run id that
+already exists is skipped) -> advance the replay checkpoint (Variable `orderflow_event_checkpoint`).
+Params: `replay` = checkpoint | latest | earliest | <hex replay id>; `sweep_minutes`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import Param, TriggerRule, dag, task
+
+from orderflow import settings
+from orderflow.events import PROVISION_DAG_ID, REPLAY_PARAM_PATTERN, sweep_minutes_default
+from orderflow.events.sensor import OrderEventSensor
+
+default_args = {
+    "owner": "orderflow",
+    "retries": 3,
+    "retry_delay": min(settings.retry_delay(), timedelta(seconds=30)),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+}
+
+
+@dag(
+    dag_id="order_event_sensor",
+    schedule="@continuous",
+    max_active_runs=1,
+    catchup=False,
+    is_paused_upon_creation=False,
+    tags=["orderflow", "events"],
+    default_args=default_args,
+    params={
+        "replay": Param("checkpoint", type="string", pattern=REPLAY_PARAM_PATTERN, title="Replay from",
+                        description="checkpoint (default) | latest | earliest | a hex replay id (16+ hex digits)."),
+        "sweep_minutes": Param(sweep_minutes_default(), type="integer", minimum=1, maximum=10080,
+                               title="Sweep threshold (minutes)",
+                               description="Orders in Activating for longer than this, with no run in flight, "
+                                           "get a provision_order run (source=sweep)."),
+    },
+    doc_md=__doc__,
+)
+def order_event_sensor():
+    wait = OrderEventSensor(task_id="wait_for_events", replay="{{ params.replay }}")
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def drain_events(wait_result: dict, ti=None) -> list[dict]:
+        from orderflow.events import tasks
+
+        return tasks.drain_events(wait_result, ti)
+
+    @task(pool=settings.SALESFORCE_POOL, execution_timeout=timedelta(minutes=5))
+    def sweep_stuck_orders(drain_specs: list[dict], params: dict | None = None, ti=None) -> list[dict]:
+        from orderflow.events import tasks
+
+        return tasks.sweep(drain_specs, params["sweep_minutes"], ti)
+
+    specs = sweep_stuck_orders(drain_events(wait.output))
+    start = TriggerDagRunOperator.partial(
+        task_id="start_provisioning",
+        trigger_dag_id=PROVISION_DAG_ID,
+        logical_date=None,
+        skip_when_already_exists=True,
+        wait_for_completion=False,
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(specs)
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def advance_checkpoint(specs: list[dict], ti=None) -> dict:
+        from orderflow.events import tasks
+
+        return tasks.advance_checkpoint(ti, specs)
+
+    start >> advance_checkpoint(specs)
+
+
+order_event_sensor()

@@ -1,0 +1,129 @@
+"""``OrderEventTrigger``: waits in the triggerer until the order topic has an event after a position.
+
+Shape of providers-standard's file trigger: ``serialize()`` + an async ``run()`` yielding one
+``TriggerEvent``; nothing blocking runs on the event loop (connection lookup, token cache file and
+logins go through ``asyncio.to_thread``). Its kwargs hold the connection id and positions only —
+never a token: trigger kwargs are stored in the metadata DB.
+
+Events it yields (payload ``status``):
+
+* ``events``: ``first_event`` is the first event after the position (JSON form); the drain handles
+  it and continues after it (this is what makes ``replay=latest`` lose nothing);
+* ``timeout``: nothing arrived within ``timeout`` s; ``position`` is a later safe position the
+  server reported (a keepalive), or "";
+* ``corrupted``: the replay id is expired/invalid (``replayid.corrupted``): fall back to EARLIEST;
+* ``error``: the subscription failed for good (message is secret-free).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from orderflow.errors import safe_message
+from orderflow.events.drain import event_to_dict
+from orderflow.salesforce.pubsub import PubSubClient, ReplayIdCorrupted
+
+log = logging.getLogger(__name__)
+
+
+class _TokenRefused(Exception):
+    """Raised from the client's on_auth_error so the refresh happens off the event loop."""
+
+
+class OrderEventTrigger(BaseTrigger):
+    def __init__(
+        self,
+        salesforce_conn_id: str,
+        topic: str,
+        replay_preset: str,
+        replay_id: str = "",
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__()
+        if replay_preset not in ("CUSTOM", "EARLIEST", "LATEST"):
+            raise ValueError(f"replay_preset must be CUSTOM, EARLIEST or LATEST, got {replay_preset!r}")
+        self.salesforce_conn_id = salesforce_conn_id
+        self.topic = topic
+        self.replay_preset = replay_preset
+        self.replay_id = replay_id
+        self.timeout = float(timeout)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"salesforce_conn_id": self.salesforce_conn_id, "topic": self.topic,
+             "replay_preset": self.replay_preset, "replay_id": self.replay_id, "timeout": self.timeout},
+        )
+
+    # -- blocking parts, run in a thread
+    def _connect(self) -> tuple[Any, dict[str, str], PubSubClient]:
+        from orderflow.salesforce.hook import SalesforceJwtHook
+
+        hook = SalesforceJwtHook(self.salesforce_conn_id)
+        token = hook.get_access_token()  # the shared 0600 token cache; logs in only when needed
+        if not hook.pubsub_endpoint:
+            raise ValueError(f"connection {self.salesforce_conn_id!r} has no pubsub_endpoint extra")
+        holder = {"token": token}
+
+        def refused() -> None:
+            raise _TokenRefused()
+
+        client = PubSubClient(hook.pubsub_endpoint, lambda: holder["token"], hook.instance_url, hook.org_id or "",
+                              hook.ca_bundle, on_auth_error=refused)
+        return hook, holder, client
+
+    @staticmethod
+    def _refresh(hook: Any, holder: dict[str, str]) -> None:
+        hook.invalidate_token()
+        holder["token"] = hook.get_access_token()
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        base = {"topic": self.topic, "replay_preset": self.replay_preset, "replay_id": self.replay_id}
+        deadline = time.monotonic() + self.timeout
+        preset, position = self.replay_preset, self.replay_id
+        try:
+            hook, holder, client = await asyncio.to_thread(self._connect)
+            refreshed = False
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                started = time.monotonic()
+                try:
+                    result = await client.afetch(self.topic, preset,  # type: ignore[arg-type]
+                                                 bytes.fromhex(position) if preset == "CUSTOM" else None,
+                                                 max_events=1, batch_size=1, wait_seconds=remaining)
+                except _TokenRefused:
+                    if refreshed:
+                        raise
+                    refreshed = True
+                    log.warning("Pub/Sub refused the access token; refreshing it once")
+                    await asyncio.to_thread(self._refresh, hook, holder)
+                    continue
+                if result.events:
+                    first = result.events[0]
+                    log.info("event on %s at replay id %s", self.topic, first.replay_id_hex)
+                    yield TriggerEvent({**base, "status": "events", "first_event": event_to_dict(first),
+                                        "position": ""})
+                    return
+                if result.latest_replay_id:  # a keepalive: a later safe position
+                    preset, position = "CUSTOM", result.latest_replay_id.hex()
+                if time.monotonic() - started < 0.5:  # the stream ended early: don't spin
+                    await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        except ReplayIdCorrupted:
+            log.error("REPLAY ID CORRUPTED: %s after %s is expired or invalid", self.topic, self.replay_id)
+            yield TriggerEvent({**base, "status": "corrupted", "position": ""})
+            return
+        except Exception as exc:  # the task decides (retry); the message is secret-free
+            message = "Pub/Sub access token refused twice" if isinstance(exc, _TokenRefused) else safe_message(exc)
+            log.error("waiting for events on %s failed: %s", self.topic, message)
+            yield TriggerEvent({**base, "status": "error", "message": message, "position": ""})
+            return
+        changed = position if (preset == "CUSTOM" and position != self.replay_id) else ""
+        yield TriggerEvent({**base, "status": "timeout", "position": changed})
