@@ -35,6 +35,8 @@ default_args = {
     "retry_policy": retry_policy,
     "execution_timeout": timedelta(minutes=10),
     "on_failure_callback": tasks.on_final_failure,
+    # Finish orders already started before starting new ones: lower latency per order under load.
+    "weight_rule": "upstream",
 }
 
 

@@ -68,7 +68,7 @@ if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.a
   for _ in $(seq 1 60); do [[ -f "$SANDBOX_DIR/endpoints.json" ]] && break; sleep 0.5; done
   [[ -f "$SANDBOX_DIR/endpoints.json" ]] || { echo "sandbox did not start"; cat "$AIRFLOW_HOME/sandbox.log"; exit 1; }
   # Connections and pools for the sandbox, as environment variables the Airflow processes inherit.
-  eval "$(python -m orderflow_sandbox.demo env --endpoints "$SANDBOX_DIR/endpoints.json")"
+  eval "$(python -m orderflow_sandbox.demo env --endpoints "$SANDBOX_DIR/endpoints.json" --smtp-port "${DEMO_SMTP_PORT:-8025}")"
   start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --maildir "$AIRFLOW_HOME/mail"
 fi
 
@@ -92,7 +92,7 @@ MSG
 if [[ "${DEMO_EXIT_WHEN_DONE:-0}" == "1" ]]; then
   python -m orderflow_sandbox.demo drive --airflow "http://localhost:$AIRFLOW_PORT" --user "$ADMIN_USER" \
     --password "$ADMIN_PASSWORD" --sandbox "$SANDBOX_DIR" --orders "${DEMO_ORDERS:-24}" \
-    --timeout "${DEMO_TIMEOUT:-600}" --maildir "$AIRFLOW_HOME/mail"
+    --timeout "${DEMO_TIMEOUT:-600}" --maildir "$AIRFLOW_HOME/mail" --trigger "${DEMO_TRIGGER:-events}"
   rc=$?
   exit $rc
 fi

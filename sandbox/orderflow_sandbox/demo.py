@@ -84,6 +84,20 @@ class AirflowApi:
         """Pause/unpause a DAG; a DAG Airflow does not know (yet) is left alone."""
         self._retry("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
+    def run_sources(self, dag_id: str) -> dict[str, set[str]]:
+        """``{order_id: {conf.source, ...}}`` over every run of ``dag_id``."""
+        sources: dict[str, set[str]] = {}
+        offset = 0
+        while True:
+            page = self._retry("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={offset}").json()
+            for run in page["dag_runs"]:
+                conf = run.get("conf") or {}
+                if conf.get("order_id"):
+                    sources.setdefault(conf["order_id"], set()).add(str(conf.get("source")))
+            offset += len(page["dag_runs"])
+            if not page["dag_runs"] or offset >= page["total_entries"]:
+                return sources
+
     def wait_for_dag(self, dag_id: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -174,9 +188,17 @@ def cmd_drive(args: argparse.Namespace) -> int:
             f"{str(rec.get('Activation_Error_Code__c') or ''):<24} {str(rec.get('WHMCS_Order_ID__c') or ''):<11} "
             f"{'yes' if ok else 'NO'}"
         )
+    sensor_ok = True
+    if args.trigger == "events":
+        sources = api.run_sources("provision_order")
+        by_sensor = [oid for oid in order_ids if sources.get(oid, set()) & {"event", "sweep"}]
+        other = sorted({src for oid in order_ids for src in sources.get(oid, set())} - {"event", "sweep"})
+        print(f"\ndemo: {len(by_sensor)}/{len(order_ids)} orders were started by order_event_sensor"
+              + (f" (other sources seen: {', '.join(other)})" if other else ""))
+        sensor_ok = len(by_sensor) == len(order_ids) and not other
     mails = len(mailbox.Maildir(args.maildir, create=False)) if args.maildir and Path(args.maildir).exists() else 0
     print(f"\ndemo: {good}/{len(order_ids)} orders settled as expected in {elapsed:.0f}s; {mails} notification mails in the SMTP sink")
-    return 0 if good == len(order_ids) else 1
+    return 0 if good == len(order_ids) and sensor_ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--maildir")
-    p.add_argument("--trigger", choices=["rest", "events"], default="rest")
+    p.add_argument("--trigger", choices=["rest", "events"], default="events",
+                   help="events: the sensor DAG starts the runs from the Flow's events; rest: trigger each run")
     p.set_defaults(func=cmd_drive)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -31,9 +31,9 @@ from concurrent import futures
 
 import fastavro
 import grpc
+
 from orderflow.salesforce.pubsub import pubsub_api_pb2 as pb2
 from orderflow.salesforce.pubsub import pubsub_api_pb2_grpc as pb2_grpc
-
 from orderflow_sandbox.salesforce.eventbus import EventBus, UnknownTopic, replay_id_bytes, replay_id_int
 from orderflow_sandbox.tls import TlsFiles
 

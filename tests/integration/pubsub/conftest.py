@@ -13,8 +13,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from orderflow_sandbox.tls import TlsFiles, ensure_tls
 from pubsub_env import KEEPALIVE_SECONDS, PubSubEnv
+
+from orderflow_sandbox.tls import TlsFiles, ensure_tls
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt
 import requests
+
 from orderflow.salesforce.pubsub import PubSubClient
 from orderflow_sandbox.tls import TlsFiles
 

@@ -11,6 +11,8 @@ import time
 
 import grpc
 import pytest
+from pubsub_env import KEEPALIVE_SECONDS, TOPIC, PubSubEnv
+
 from orderflow.errors import ErrorCode, PermanentError, TransientError
 from orderflow.salesforce.pubsub import (
     ReplayIdCorrupted,
@@ -19,7 +21,6 @@ from orderflow.salesforce.pubsub import (
 )
 from orderflow.salesforce.pubsub import pubsub_api_pb2 as pb2
 from orderflow_sandbox.salesforce.eventbus import replay_id_bytes
-from pubsub_env import KEEPALIVE_SECONDS, TOPIC, PubSubEnv
 
 CORRUPTED = "sfdc.platform.eventbus.grpc.subscription.fetch.replayid.corrupted"
 
