@@ -1,5 +1,10 @@
 """Provisioning throughput: N orders through real provision_order DAG runs vs. the bare steps.
 
+Two ways in (``--via``):
+  rest    (issue 5) each run triggered through Airflow's REST API; the event sensor is paused
+  events  (issue 6) the N orders are approved at once; the Flow's events reach the
+          order_event_sensor DAG, which starts the runs: approval -> run created -> Activated
+
 Starts the embedded default exactly as `make demo` does (Airflow standalone on SQLite +
 LocalExecutor, the sandbox emulators) in throw-away folders, then:
 
@@ -9,7 +14,7 @@ LocalExecutor, the sandbox emulators) in throw-away folders, then:
 Prints orders/minute, p50/p95 trigger->Activated, Salesforce REST calls, logins and WHMCS calls
 per order (from the sandbox's own counters), and the ratio airflow/baseline.
 
-    .venv/bin/python bench/provision_bench.py [--orders 50] [--parallelism 6]
+    .venv/bin/python bench/provision_bench.py [--orders 50] [--parallelism 6] [--via rest|events]
 """
 
 from __future__ import annotations
@@ -117,12 +122,89 @@ def run_airflow(endpoints: dict, order_ids: list[str], api, tmp: Path, timeout: 
     }
 
 
+def run_events(endpoints: dict, order_ids: list[str], api, tmp: Path, timeout: float, data_dir: Path) -> dict:
+    """Approve all orders at once; the sensor DAG alone starts their provisioning runs."""
+    import datetime as dt
+
+    from orderflow.salesforce.token_cache import TokenCache
+    from orderflow_sandbox.connections import salesforce_client
+    from orderflow_sandbox.salesforce.approve import approve_orders
+
+    poller = salesforce_client(endpoints, token_cache=TokenCache(tmp / "poller-token.json"))
+    poller.get_access_token()
+    before = sandbox_counts(endpoints)
+    poll_calls_before = sum(poller.api_calls.values())
+    approved_at = time.time()
+    approve_orders(data_dir, order_ids, status="Approved")
+    approved_done = time.time()
+    done: dict[str, float] = {}
+    pending = set(order_ids)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        ids = ",".join(f"'{i}'" for i in sorted(pending))
+        now = time.time()
+        for rec in poller.query(f"SELECT Id, Activation_Status__c FROM Order WHERE Id IN ({ids})"):
+            if rec["Activation_Status__c"] in ("Activated", "Failed"):
+                done[rec["Id"]] = now
+                pending.discard(rec["Id"])
+        time.sleep(0.5)
+    after = sandbox_counts(endpoints)
+    poll_calls = sum(poller.api_calls.values()) - poll_calls_before
+
+    runs: dict[str, list[dict]] = {}
+    offset = 0
+    while True:
+        page = api._retry("GET", f"/api/v2/dags/provision_order/dagRuns?limit=100&offset={offset}").json()
+        for run in page["dag_runs"]:
+            oid = (run.get("conf") or {}).get("order_id")
+            if oid in done or oid in pending:
+                runs.setdefault(oid, []).append(run)
+        offset += len(page["dag_runs"])
+        if not page["dag_runs"] or offset >= page["total_entries"]:
+            break
+    created = {
+        oid: min(dt.datetime.fromisoformat(r["queued_at"]).timestamp() for r in rs) for oid, rs in runs.items()
+    }
+    to_run = [created[o] - approved_at for o in created]
+    to_active = [done[o] - approved_at for o in done]
+    drained = 0
+    drain_seconds = 0.0
+    page = api._retry("GET", "/api/v2/dags/order_event_sensor/dagRuns/~/taskInstances?task_id=drain_events&limit=100")
+    for ti in page.json().get("task_instances", []):
+        if ti.get("start_date") and ti.get("end_date") and ti.get("state") == "success":
+            drain_seconds += (dt.datetime.fromisoformat(ti["end_date"]) - dt.datetime.fromisoformat(ti["start_date"])).total_seconds()
+            drained += 1
+    n = len(order_ids)
+    return {
+        "approve_call_seconds": approved_done - approved_at,
+        "runs_created": sum(len(rs) for rs in runs.values()),
+        "orders_with_run": len(runs),
+        "duplicates": sum(len(rs) - 1 for rs in runs.values()),
+        "sources": sorted({str((r.get("conf") or {}).get("source")) for rs in runs.values() for r in rs}),
+        "to_run": to_run,
+        "to_active": to_active,
+        "settled": len(done),
+        "drain_task_runs": drained,
+        "drain_task_seconds": drain_seconds,
+        "sf_rest_per_order": (after[0] - before[0] - poll_calls) / n,
+        "logins_per_order": (after[1] - before[1]) / n,
+        "whmcs_per_order": (after[2] - before[2]) / n,
+    }
+
+
+def _dist(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"p50 {statistics.median(values):.1f}  p95 {pct(values, 95):.1f}  max {max(values):.1f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=50)
     parser.add_argument("--parallelism", type=int, default=6)
     parser.add_argument("--port", type=int, default=8091)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--via", choices=["rest", "events"], default="rest")
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO / "sandbox"))
@@ -160,10 +242,18 @@ def main() -> int:
         api = AirflowApi(f"http://localhost:{args.port}", "admin", "admin")
         api.wait_for_dag("provision_order", timeout=180)
         api.unpause("provision_order")
+        n = args.orders
+        if args.via == "events":
+            api.wait_for_dag("order_event_sensor", timeout=180)
+            api.unpause("order_event_sensor")
+            summary = seed_sandbox(tmp / "sandbox", orders=int(n * 1.2) + 10, rng_seed=3)
+            good = sorted(o for o, e in summary["expected"].items() if e == "Activated")[:n]
+            time.sleep(15)  # let the sensor's first run reach its deferred wait, as in production
+            ev = run_events(endpoints, good, api, tmp, args.timeout, tmp / "sandbox")
+            return report_events(ev, n, args.parallelism)
         # Measure provision_order alone: the event sensor would start runs for the same approvals.
         api.set_paused("order_event_sensor", True)
 
-        n = args.orders
         summary = seed_sandbox(tmp / "sandbox", orders=int(n * 2.4) + 10, rng_seed=3)
         good = sorted(o for o, e in summary["expected"].items() if e == "Activated")
         if len(good) < 2 * n:
@@ -193,6 +283,23 @@ def main() -> int:
     ratio = base["orders_per_minute"] / flow["orders_per_minute"] if flow["orders_per_minute"] else float("inf")
     print(f"\nthroughput ratio baseline/airflow: {ratio:.1f}x (the price of per-task processes, retries and scheduling)")
     return 0 if flow["settled"] == n else 1
+
+
+def report_events(ev: dict, n: int, parallelism: int) -> int:
+    print(f"\norder_event_sensor benchmark: N={n} orders approved at once (1 collection call, "
+          f"{ev['approve_call_seconds']:.2f} s), parallelism={parallelism}, 2 cores, SQLite + LocalExecutor")
+    print(f"approval -> provision_order run created (s): {_dist(ev['to_run'])}")
+    print(f"approval -> Activated (s):                   {_dist(ev['to_active'])}   settled {ev['settled']}/{n}")
+    rate = ev["drain_task_runs"] and ev["orders_with_run"] / max(ev["drain_task_seconds"], 1e-9)
+    print(f"drain_events: {ev['drain_task_runs']} task runs, {ev['drain_task_seconds']:.2f} s in all "
+          f"-> {rate:.0f} events/s (incl. task start-up)")
+    print(f"runs created {ev['runs_created']} for {ev['orders_with_run']} orders; duplicate runs: {ev['duplicates']}; "
+          f"sources {ev['sources']}")
+    print(f"per order: Salesforce REST {ev['sf_rest_per_order']:.2f} (incl. the sensor's sweep queries), "
+          f"logins {ev['logins_per_order']:.3f}, WHMCS {ev['whmcs_per_order']:.2f}")
+    ok = ev["duplicates"] == 0 and ev["orders_with_run"] == n and ev["settled"] == n
+    print("RESULT:", "OK" if ok else "NOT OK")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
