@@ -24,6 +24,10 @@ default_args = {
     "retry_delay": min(settings.retry_delay(), timedelta(seconds=30)),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=5),
+    # Starting runs goes ahead of the provisioning tasks they compete with for executor slots,
+    # so a burst of approvals becomes runs quickly even while earlier orders are provisioning.
+    "priority_weight": 100,
+    "weight_rule": "absolute",
 }
 
 
