@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -77,7 +78,9 @@ def register_secret(value: str | None) -> None:
     if not value or len(value) < 4:
         return
     _registered_secrets.add(value)
-    try:  # pragma: no cover - depends on Airflow being importable
+    if "airflow.sdk" not in sys.modules:
+        return  # not inside Airflow (CLI, sandbox, plain scripts): don't import it just for this
+    try:
         from airflow.sdk.log import mask_secret
 
         mask_secret(value)
