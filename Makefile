@@ -43,7 +43,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet -e ".[dev]"
-	{ head -3 requirements.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^orderflow'; } > requirements.txt.new
+	{ grep '^#' requirements.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^orderflow'; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt && rm -rf .lock-venv
 
 clean:

@@ -3,6 +3,9 @@
 # all in project-local folders. Ctrl-C stops every process it started (by process group).
 # DEMO_EXIT_WHEN_DONE=1: seed, drive the flow, print the outcome table, stop everything, exit 0 only if
 # every order settled as expected.
+# DEMO_SHAPE=distributed: the production shape run natively instead of standalone: CeleryExecutor with
+# PostgreSQL (127.0.0.1:5432, database $DEMO_PG_DB) and Redis (127.0.0.1:6379), each Airflow component
+# (api-server, scheduler, dag-processor, triggerer, celery worker) as its own process. CI runs it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -23,7 +26,22 @@ fi
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags"
 export AIRFLOW__CORE__PLUGINS_FOLDER="$ROOT/plugins"
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+SHAPE="${DEMO_SHAPE:-embedded}"
+if [[ "$SHAPE" == "distributed" ]]; then
+  PG_DB="${DEMO_PG_DB:-orderflow_airflow}"
+  REDIS_DB="${DEMO_REDIS_DB:-7}"
+  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null \
+    || { echo "PostgreSQL on 127.0.0.1:5432 is needed for DEMO_SHAPE=distributed"; exit 1; }
+  redis-cli -h 127.0.0.1 -n "$REDIS_DB" flushdb >/dev/null \
+    || { echo "Redis on 127.0.0.1:6379 is needed for DEMO_SHAPE=distributed"; exit 1; }
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg2://postgres@127.0.0.1:5432/$PG_DB"
+  export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+  export AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/$REDIS_DB"
+  export AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql://postgres@127.0.0.1:5432/$PG_DB"
+  export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CORE__PARALLELISM:-6}"
+else
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+fi
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=15
@@ -72,19 +90,29 @@ if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.a
   start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --maildir "$AIRFLOW_HOME/mail"
 fi
 
-# 2. Airflow standalone.
+# 2. Airflow: standalone (embedded default), or each component on its own (distributed shape).
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
-[[ -f scripts/setup-airflow.sh ]] && bash scripts/setup-airflow.sh
-start airflow airflow standalone
+bash scripts/setup-airflow.sh
+if [[ "$SHAPE" == "distributed" ]]; then
+  start api-server airflow api-server --port "$AIRFLOW_PORT"
+  start scheduler airflow scheduler
+  start dag-processor airflow dag-processor
+  start triggerer airflow triggerer
+  start celery-worker airflow celery worker
+  LOGFILE="$AIRFLOW_HOME/scheduler.log"
+else
+  start airflow airflow standalone
+  LOGFILE="$AIRFLOW_HOME/airflow.log"
+fi
 echo "demo: waiting for Airflow on http://localhost:$AIRFLOW_PORT ..."
 for _ in $(seq 1 180); do
   curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
   sleep 1
 done
-curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow did not come up"; tail -50 "$AIRFLOW_HOME/airflow.log"; exit 1; }
+curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow did not come up"; tail -50 "$LOGFILE"; exit 1; }
 cat <<MSG
 
-  Airflow UI: http://localhost:$AIRFLOW_PORT    login: $ADMIN_USER / $ADMIN_PASSWORD
+  Airflow UI: http://localhost:$AIRFLOW_PORT    login: $ADMIN_USER / $ADMIN_PASSWORD    ($SHAPE shape)
   Logs:       $AIRFLOW_HOME/*.log     Sandbox: $SANDBOX_DIR (orderflow-sandbox --data-dir $SANDBOX_DIR ...)
 
 MSG
