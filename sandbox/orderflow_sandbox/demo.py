@@ -196,7 +196,14 @@ def cmd_drive(args: argparse.Namespace) -> int:
         print(f"\ndemo: {len(by_sensor)}/{len(order_ids)} orders were started by order_event_sensor"
               + (f" (other sources seen: {', '.join(other)})" if other else ""))
         sensor_ok = len(by_sensor) == len(order_ids) and not other
-    mails = len(mailbox.Maildir(args.maildir, create=False)) if args.maildir and Path(args.maildir).exists() else 0
+    subjects = []
+    if args.maildir and Path(args.maildir).exists():
+        subjects = sorted(str(m["subject"]) for m in mailbox.Maildir(args.maildir, create=False))
+    mails = len(subjects)
+    if subjects:
+        print("\ndemo: notification mails received by the SMTP sink (first 5):")
+        for subject in subjects[:5]:
+            print(f"  {subject}")
     print(f"\ndemo: {good}/{len(order_ids)} orders settled as expected in {elapsed:.0f}s; {mails} notification mails in the SMTP sink")
     return 0 if good == len(order_ids) and sensor_ok else 1
 
