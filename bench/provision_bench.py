@@ -50,6 +50,21 @@ def sandbox_counts(endpoints: dict) -> tuple[int, int, int]:
     return sf["rest_total"], sf["logins"], sum(wh.values())
 
 
+def wait_until_settled(poller, order_ids: list[str], deadline: float, clock=time.monotonic) -> dict[str, float]:
+    """Poll Salesforce every 0.5 s; return ``{order_id: clock() when first seen Activated/Failed}``."""
+    done: dict[str, float] = {}
+    pending = set(order_ids)
+    while pending and time.monotonic() < deadline:
+        ids = ",".join(f"'{i}'" for i in sorted(pending))
+        now = clock()
+        for rec in poller.query(f"SELECT Id, Activation_Status__c FROM Order WHERE Id IN ({ids})"):
+            if rec["Activation_Status__c"] in ("Activated", "Failed"):
+                done[rec["Id"]] = now
+                pending.discard(rec["Id"])
+        time.sleep(0.5)
+    return done
+
+
 def run_baseline(endpoints: dict, order_ids: list[str], tmp: Path) -> dict:
     from orderflow.provisioning import steps
     from orderflow.salesforce.token_cache import TokenCache
@@ -94,17 +109,7 @@ def run_airflow(endpoints: dict, order_ids: list[str], api, tmp: Path, timeout: 
         code = api.trigger("provision_order", f"order__{oid}__bench", {"order_id": oid, "source": "manual"})
         if code not in (200, 409):
             raise SystemExit(f"trigger {oid}: HTTP {code}")
-    done: dict[str, float] = {}
-    pending = set(order_ids)
-    deadline = started + timeout
-    while pending and time.monotonic() < deadline:
-        ids = ",".join(f"'{i}'" for i in sorted(pending))
-        now = time.monotonic()
-        for rec in poller.query(f"SELECT Id, Activation_Status__c FROM Order WHERE Id IN ({ids})"):
-            if rec["Activation_Status__c"] in ("Activated", "Failed"):
-                done[rec["Id"]] = now
-                pending.discard(rec["Id"])
-        time.sleep(0.5)
+    done = wait_until_settled(poller, order_ids, started + timeout, clock=time.monotonic)
     elapsed = max(done.values(), default=time.monotonic()) - started
     after = sandbox_counts(endpoints)
     poll_calls = sum(poller.api_calls.values()) - poll_calls_before
@@ -137,17 +142,8 @@ def run_events(endpoints: dict, order_ids: list[str], api, tmp: Path, timeout: f
     approved_at = time.time()
     approve_orders(data_dir, order_ids, status="Approved")
     approved_done = time.time()
-    done: dict[str, float] = {}
-    pending = set(order_ids)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        ids = ",".join(f"'{i}'" for i in sorted(pending))
-        now = time.time()
-        for rec in poller.query(f"SELECT Id, Activation_Status__c FROM Order WHERE Id IN ({ids})"):
-            if rec["Activation_Status__c"] in ("Activated", "Failed"):
-                done[rec["Id"]] = now
-                pending.discard(rec["Id"])
-        time.sleep(0.5)
+    done = wait_until_settled(poller, order_ids, time.monotonic() + timeout, clock=time.time)
+    pending = set(order_ids) - set(done)
     after = sandbox_counts(endpoints)
     poll_calls = sum(poller.api_calls.values()) - poll_calls_before
 
