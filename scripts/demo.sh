@@ -39,6 +39,7 @@ if [[ "$SHAPE" == "distributed" ]]; then
   export AIRFLOW__CELERY__BROKER_URL="redis://127.0.0.1:6379/$REDIS_DB"
   export AIRFLOW__CELERY__RESULT_BACKEND="db+postgresql://postgres@127.0.0.1:5432/$PG_DB"
   export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CORE__PARALLELISM:-6}"
+  export ORDERFLOW_LOCK_URL="redis://127.0.0.1:6379/$REDIS_DB"  # per-order mutex shared by all workers
 else
   export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
 fi

@@ -255,3 +255,36 @@ def test_invalid_order_id_is_refused_when_the_run_is_created(dagbag, bad):
 
     with pytest.raises(ParamValidationError, match="order_id"):
         dagbag.dags["provision_order"].test(run_conf={"order_id": bad}, logical_date=None)
+
+
+@pytest.mark.parametrize("backend", ["file", "redis"])
+def test_concurrent_runs_for_one_order_create_one_whmcs_order(env, monkeypatch, backend):
+    """Two runs overlap in find_or_create (an event run and a manual trigger, say) while AddOrder is
+    slow: the per-order lock makes the second wait and find the first one's order by its note."""
+    import threading
+
+    from orderflow.provisioning import steps, tasks
+
+    if backend == "redis":  # the Celery shape: workers on several hosts share Redis
+        monkeypatch.setenv("ORDERFLOW_LOCK_URL", "redis://127.0.0.1:6379/9")
+    oid = env.take("Activated")
+    env.approve(oid)
+    snapshot = steps.load_order(env.sf, oid).to_dict()
+    env.fault("whmcs", "latency", "AddOrder", count=1, latency_ms=1500)
+    results, errors = [], []
+
+    def provision():
+        try:
+            results.append(tasks.find_or_create_order(snapshot, "banktransfer"))
+        except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=provision) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(r["created"] for r in results) == [False, True]
+    assert len({r["order_id"] for r in results}) == 1
+    assert len(env.whmcs_orders_for(oid)) == 1

@@ -40,6 +40,7 @@ def test_celery_postgres_redis_and_shared_jwt_secret():
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
     assert "AIRFLOW__API_AUTH__JWT_SECRET" in env
+    assert env["ORDERFLOW_LOCK_URL"].startswith("redis://redis:")  # workers on several hosts share the lock
     worker_env = COMPOSE["services"]["airflow-worker"]["environment"]
     assert worker_env["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
 

@@ -16,6 +16,7 @@ from orderflow.errors import OrderflowError
 from orderflow.notify import ProvisioningNotice, send_notice
 from orderflow.provisioning import steps
 from orderflow.provisioning.order import OrderSnapshot, build_plan
+from orderflow.provisioning.order_lock import order_lock
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def find_or_create_order(order_data: dict, paymentmethod: str) -> dict:
     plan = build_plan(order)
     whmcs = whmcs_client()
     options = _whmcs_options()
-    with _call_log("find_or_create_whmcs_order", whmcs=whmcs):
+    with order_lock(order.order_id), _call_log("find_or_create_whmcs_order", whmcs=whmcs):
         ref = steps.find_or_create_whmcs_order(whmcs, order, plan, paymentmethod, **options)
     return ref.to_dict()
 
