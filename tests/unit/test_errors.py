@@ -144,3 +144,11 @@ def test_errors_survive_pickling_with_code_and_kind():
     err = pickle.loads(pickle.dumps(PermanentError(ErrorCode.PAYMENT_METHOD_MISSING, "no pay method")))
     assert isinstance(err, PermanentError)
     assert (err.code, err.transient, err.message) == (ErrorCode.PAYMENT_METHOD_MISSING, False, "no pay method")
+
+
+def test_readme_runbook_explains_every_error_code():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [code.value for code in ErrorCode if code.value not in readme]
+    assert missing == [], f"README runbook lacks: {missing}"
