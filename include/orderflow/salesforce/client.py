@@ -304,23 +304,21 @@ class SalesforceClient:
         Each record needs ``Id`` (or ``id``) and ``attributes.type`` (or pass ``sobject``).
         ``all_or_none`` applies per chunk, as in Salesforce.
         """
-        results: list[SaveResult] = []
-        for start in range(0, len(records), COLLECTION_CHUNK):
-            chunk = [self._with_type(r, sobject) for r in records[start:start + COLLECTION_CHUNK]]
-            body = {"allOrNone": all_or_none, "records": chunk}
-            data = self._call("collection update", lambda sf, b=body: sf.restful(
-                "composite/sobjects", method="PATCH", json=b, timeout=self.timeout))
-            results.extend(SaveResult.from_json(item) for item in data or [])
-        return results
+        return self._collection("PATCH", "collection update", records, all_or_none, sobject)
 
     def create_collection(self, records: list[dict], all_or_none: bool = False, sobject: str | None = None) -> list[SaveResult]:
         """POST ``/composite/sobjects`` in chunks of 200."""
+        return self._collection("POST", "collection create", records, all_or_none, sobject)
+
+    def _collection(
+        self, method: str, what: str, records: list[dict], all_or_none: bool, sobject: str | None
+    ) -> list[SaveResult]:
         results: list[SaveResult] = []
         for start in range(0, len(records), COLLECTION_CHUNK):
             chunk = [self._with_type(r, sobject) for r in records[start:start + COLLECTION_CHUNK]]
             body = {"allOrNone": all_or_none, "records": chunk}
-            data = self._call("collection create", lambda sf, b=body: sf.restful(
-                "composite/sobjects", method="POST", json=b, timeout=self.timeout))
+            data = self._call(what, lambda sf, b=body: sf.restful(
+                "composite/sobjects", method=method, json=b, timeout=self.timeout))
             results.extend(SaveResult.from_json(item) for item in data or [])
         return results
 
