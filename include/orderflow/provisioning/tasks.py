@@ -30,16 +30,14 @@ def salesforce_client(conn_id: str = SALESFORCE_CONN_ID) -> Any:
     return SalesforceJwtHook(salesforce_conn_id=conn_id).get_conn()
 
 
+def whmcs_hook(conn_id: str = WHMCS_CONN_ID) -> Any:
+    from orderflow.whmcs.hook import WhmcsHook
+
+    return WhmcsHook(whmcs_conn_id=conn_id)
+
+
 def whmcs_client(conn_id: str = WHMCS_CONN_ID) -> Any:
-    from orderflow.whmcs.hook import WhmcsHook
-
-    return WhmcsHook(whmcs_conn_id=conn_id).get_conn()
-
-
-def _whmcs_options(conn_id: str = WHMCS_CONN_ID) -> dict:
-    from orderflow.whmcs.hook import WhmcsHook
-
-    return dict(WhmcsHook(whmcs_conn_id=conn_id).order_options)
+    return whmcs_hook(conn_id).get_conn()
 
 
 @contextmanager
@@ -89,8 +87,8 @@ def find_or_create_order(order_data: dict, paymentmethod: str) -> dict:
     """Step 3."""
     order = OrderSnapshot.from_dict(order_data)
     plan = build_plan(order)
-    whmcs = whmcs_client()
-    options = _whmcs_options()
+    hook = whmcs_hook()  # one connection lookup for the client and the AddOrder flags
+    whmcs, options = hook.get_conn(), dict(hook.order_options)
     with order_lock(order.order_id), _call_log("find_or_create_whmcs_order", whmcs=whmcs):
         ref = steps.find_or_create_whmcs_order(whmcs, order, plan, paymentmethod, **options)
     return ref.to_dict()
