@@ -50,9 +50,10 @@ class SandboxEnv:
         return rows[0]
 
     def whmcs_orders_for(self, order_id: str) -> list:
-        """Every WHMCS order (any client) whose notes carry this order's marker."""
-        marker = f"sfOrderId={order_id}"
-        return [o for o in self.wh_admin.iter_orders(page_size=250) if marker in (o.notes or "")]
+        """Every WHMCS order (any client) whose notes carry this order's marker (the pipeline's own rule)."""
+        from orderflow.order_marker import carries_marker
+
+        return [o for o in self.wh_admin.iter_orders(page_size=250) if carries_marker(o.notes, order_id)]
 
     # ---------------------------------------------------------------- clients
     @property

@@ -6,7 +6,7 @@ import pytest
 
 from orderflow.errors import ErrorCode, PermanentError
 from orderflow.provisioning.order import OrderSnapshot, build_plan, parse_wh_account
-from orderflow.provisioning.steps import _carries_marker, failure_fields, skip_reason
+from orderflow.provisioning.steps import failure_fields, skip_reason
 
 
 def record(wh_account="#12 - Tanaka Taro", items=None, status="Activating"):
@@ -65,12 +65,6 @@ def test_snapshot_round_trips_through_xcom_dict():
 def test_given_not_activating_then_skip_reason_names_status():
     assert "Activated" in skip_reason(OrderSnapshot.from_record(record(status="Activated")))
     assert skip_reason(OrderSnapshot.from_record(record())) is None
-
-
-def test_marker_match_is_exact():
-    assert _carries_marker("sfOrderId=801000000000001AAA", "sfOrderId=801000000000001AAA")
-    assert _carries_marker("x; sfOrderId=801000000000001AAA\nmore", "sfOrderId=801000000000001AAA")
-    assert not _carries_marker("sfOrderId=801000000000001AAAB", "sfOrderId=801000000000001AAA")
 
 
 def test_failure_fields_are_safe_and_bounded():

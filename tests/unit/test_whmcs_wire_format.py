@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlencode
 
-from orderflow.whmcs.client import note_matches, php_params
+from orderflow.whmcs.client import php_params
 from orderflow.whmcs.models import AddOrderResult, WhmcsOrder, WhmcsService, items_of
 from orderflow_sandbox.whmcs.app import nvp, parse_php_form, php_json
 
@@ -38,14 +38,6 @@ def test_php_json_escapes_quotes_and_slashes_but_stays_json():
 
 def test_nvp_is_the_legacy_format():
     assert nvp({"result": "error", "message": "Invalid IP 1.2.3.4"}) == b"result=error;message=Invalid IP 1.2.3.4;"
-
-
-def test_note_marker_is_a_whole_token():
-    assert note_matches("sfOrderId=801AAAAAAAAAAAAAAA", "sfOrderId=801AAAAAAAAAAAAAAA")
-    assert note_matches("imported\nsfOrderId=801AAAAAAAAAAAAAAA; by ops", "sfOrderId=801AAAAAAAAAAAAAAA")
-    assert not note_matches("sfOrderId=801AAAAAAAAAAAAAAA", "sfOrderId=801AAAAAAAAAAAA")  # 15 vs 18 chars
-    assert not note_matches("xsfOrderId=801A", "sfOrderId=801A")
-    assert not note_matches("", "")
 
 
 def test_models_absorb_whmcs_quirks():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from orderflow import order_marker
 from orderflow.errors import ErrorCode, PermanentError
 from orderflow.salesforce.soql import validate_order_id
 
@@ -49,7 +50,7 @@ class OrderSnapshot:
     @property
     def marker(self) -> str:
         """The note that ties a WHMCS order to this Salesforce order (find-before-create)."""
-        return f"sfOrderId={self.order_id}"
+        return order_marker.marker(self.order_id)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,7 +109,7 @@ class ProvisioningPlan:
 
     @property
     def marker(self) -> str:
-        return f"sfOrderId={self.order_id}"
+        return order_marker.marker(self.order_id)
 
 
 def query_for(order_id: str) -> str:

@@ -98,19 +98,6 @@ def _service_ids(order: Any) -> tuple[str, ...]:
     return tuple(str(s) for s in getattr(order, "service_ids", ()) if str(s))
 
 
-def _carries_marker(notes: str | None, marker: str) -> bool:
-    """Exact token match: ``sfOrderId=801...AAA`` must not match ``sfOrderId=801...AAAB``."""
-    if not notes:
-        return False
-    idx = notes.find(marker)
-    while idx != -1:
-        end = idx + len(marker)
-        if end == len(notes) or not notes[end].isalnum():
-            return True
-        idx = notes.find(marker, end)
-    return False
-
-
 def find_existing_whmcs_order(whmcs: Any, order: OrderSnapshot, plan: ProvisioningPlan) -> WhmcsOrderRef | None:
     """Find-before-create: the order id Salesforce already holds, else a WHMCS order carrying the marker.
 
@@ -127,10 +114,11 @@ def find_existing_whmcs_order(whmcs: Any, order: OrderSnapshot, plan: Provisioni
             order.order_id,
             order.whmcs_order_id,
         )
+    # the client applies the one marker rule (orderflow.order_marker); only live orders count
     matches = [
         o
         for o in whmcs.find_orders_by_note(plan.client_id, plan.marker)
-        if _carries_marker(getattr(o, "notes", ""), plan.marker) and getattr(o, "status", "") in LIVE_ORDER_STATUSES
+        if getattr(o, "status", "") in LIVE_ORDER_STATUSES
     ]
     if len(matches) > 1:
         ids = ", ".join(sorted(str(o.id) for o in matches))

@@ -4,7 +4,7 @@ The hook lives in ``orderflow.whmcs.hook`` and is not imported here, so importin
 never pulls in Airflow.
 """
 
-from orderflow.whmcs.client import WhmcsClient, note_matches, php_params
+from orderflow.whmcs.client import WhmcsClient, php_params
 from orderflow.whmcs.models import (
     AddOrderResult,
     ClientDetails,
@@ -28,6 +28,5 @@ __all__ = [
     "WhmcsOrder",
     "WhmcsProduct",
     "WhmcsService",
-    "note_matches",
     "php_params",
 ]

@@ -10,7 +10,6 @@ find-before-create (:meth:`WhmcsClient.find_orders_by_note`), not by sending it 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,6 +24,7 @@ from orderflow.errors import (
     classify_whmcs_response,
     register_secret,
 )
+from orderflow.order_marker import MARKER_KEY, carries_marker
 from orderflow.whmcs.models import (
     AddOrderResult,
     ClientDetails,
@@ -90,16 +90,6 @@ def php_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     for key, value in params.items():
         add(key, value)
     return out
-
-
-def note_matches(notes: str, marker: str) -> bool:
-    """True when ``marker`` (e.g. ``sfOrderId=801...``) is in ``notes`` as a whole token.
-
-    A 15-character Salesforce id must not match the 18-character one that starts with it.
-    """
-    if not marker:
-        return False
-    return re.search(rf"(?<![\w]){re.escape(marker)}(?![\w])", notes or "") is not None
 
 
 class WhmcsClient:
@@ -279,12 +269,16 @@ class WhmcsClient:
             yield WhmcsOrder.from_api(row)
 
     def find_orders_by_note(self, clientid: int | str, marker: str) -> list[WhmcsOrder]:
-        """The client's orders whose notes carry ``marker`` (e.g. ``sfOrderId=<Id>``), oldest first.
+        """The client's orders whose notes carry ``marker`` (``sfOrderId=<Id>``), oldest first.
 
-        WHMCS cannot filter on notes, so this scans the client's orders; more than one hit
-        means duplicates the caller must report, never pick from silently.
+        WHMCS cannot filter on notes, so this scans the client's orders and applies the one
+        marker rule (:mod:`orderflow.order_marker`); more than one hit means duplicates the
+        caller must report, never pick from silently.
         """
-        found = [o for o in self.iter_orders(userid=clientid) if note_matches(o.notes, marker)]
+        order_id = marker.removeprefix(MARKER_KEY)
+        if order_id == marker or not (order_id.isascii() and order_id.isalnum()):
+            raise ValueError(f"marker must be 'sfOrderId=<Salesforce Order Id>', got {marker!r}")
+        found = [o for o in self.iter_orders(userid=clientid) if carries_marker(o.notes, order_id)]
         return sorted(found, key=lambda o: as_int(o.id))
 
     def iter_client_products(
@@ -320,4 +314,3 @@ class WhmcsClient:
             start += returned
             if returned == 0 or not rows or start >= total:
                 return
-
