@@ -9,7 +9,7 @@ Params: `replay` = checkpoint | latest | earliest | <hex replay id>; `sweep_minu
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, TriggerRule, dag, task
@@ -34,6 +34,10 @@ default_args = {
 @dag(
     dag_id="order_event_sensor",
     schedule="@continuous",
+    # A fixed start_date in the past is what makes @continuous continuous: without one, Airflow 3.3's
+    # ContinuousTimetable gives the first run a zero-length interval and the next run the same
+    # logical date, so the scheduler never creates a second run (the sensor stopped after one run).
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
     max_active_runs=1,
     catchup=False,
     is_paused_upon_creation=False,

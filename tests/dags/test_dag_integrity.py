@@ -101,3 +101,35 @@ def test_params_accept_good_and_refuse_bad_values(dagbag):
                 params.update(conf)
                 params.validate()
             assert field in str(err.value), f"{dag_id}: error for {conf} does not name '{field}': {err.value}"
+
+
+def test_scheduled_dags_create_a_new_logical_date_every_cycle(dagbag, monkeypatch):
+    """Why: a run's logical date is unique per DAG, so a timetable that hands the scheduler the same logical
+    date twice makes it log "run already exists" and never create another run. That is exactly how
+    ``order_event_sensor`` (``@continuous``, no ``start_date``) stopped for good after its first run in
+    Airflow 3.3: the first run got a zero-length interval at "now" and the next one the same date.
+
+    Every scheduled DAG must set a fixed ``start_date``, and asking the scheduler's (serialized) DAG for
+    three consecutive runs, with the clock moving on between them, must give three increasing dates.
+    """
+    import datetime as dt
+
+    from airflow._shared.timezones import timezone
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    clock = {"now": dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)}
+    monkeypatch.setattr(timezone, "utcnow", lambda: clock["now"])
+    # The scheduler works on the serialized DAG; time-scheduled timetables say can_be_scheduled.
+    serialized_dags = {dag_id: DagSerialization.from_dict(DagSerialization.to_dict(dag))
+                       for dag_id, dag in dagbag.dags.items()}
+    scheduled = {dag_id: s for dag_id, s in serialized_dags.items() if s.timetable.can_be_scheduled}
+    assert "order_event_sensor" in scheduled
+    for dag_id, serialized in scheduled.items():
+        assert dagbag.dags[dag_id].start_date is not None, f"{dag_id}: a scheduled DAG needs a fixed start_date"
+        info, dates = None, []
+        for _ in range(3):
+            info = serialized.next_dagrun_info(last_automated_run_info=info)
+            assert info is not None, f"{dag_id}: the timetable stopped creating runs"
+            dates.append(info.logical_date)
+            clock["now"] = max(clock["now"], info.run_after) + dt.timedelta(minutes=5)
+        assert dates == sorted(set(dates)), f"{dag_id}: logical dates repeat or go back: {dates}"
