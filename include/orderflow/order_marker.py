@@ -25,28 +25,20 @@ from __future__ import annotations
 
 import re
 
+from orderflow.salesforce.soql import to_18
+
 __all__ = ["MARKER_KEY", "carries_marker", "marked_order_ids", "marker"]
 
 MARKER_KEY = "sfOrderId="
 
-_MARKER_RE = re.compile(r"(?<![A-Za-z0-9_])sfOrderId=([A-Za-z0-9]+)")
+_MARKER_RE = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(MARKER_KEY)}([A-Za-z0-9]+)")
 _ID_RE = re.compile(r"[A-Za-z0-9]+")
-_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-
-
-def _checksum(id15: str) -> str:
-    """Salesforce's case-safe suffix: per 5-character chunk, a bitmap of its upper-case letters."""
-    out = []
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, ch in enumerate(id15[start : start + 5]) if "A" <= ch <= "Z")
-        out.append(_SUFFIX_ALPHABET[bits])
-    return "".join(out)
 
 
 def _canonical(record_id: str) -> str:
     """The 18-character form of a 15-character id; 18-character ids with their suffix upper-cased."""
     if len(record_id) == 15:
-        return record_id + _checksum(record_id)
+        return to_18(record_id)
     if len(record_id) == 18:
         return record_id[:15] + record_id[15:].upper()
     return record_id
