@@ -1,0 +1,283 @@
+"""Extract both systems into CSV files of the run's folder, page by page, never one call per order.
+
+Salesforce: Bulk API 2.0 query jobs through simple-salesforce's public Bulk 2.0 handler, Order and
+OrderItem as separate jobs (Bulk 2.0 has no child subqueries); each result page (``maxRecords``
+rows, next page by ``Sforce-Locator``) is appended to the file as it arrives. WHMCS: paged
+``GetOrders`` and ``GetClientsProducts``, written row by row.
+
+Why CSV: Bulk 2.0 answers in CSV, so its pages go to disk unchanged; pandas reads CSV without an
+extra engine; ops can open the files in a spreadsheet when a report needs explaining. The folder
+is any path-like object (``pathlib.Path`` or Airflow's ``ObjectStoragePath``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import requests
+
+from orderflow.errors import (
+    ErrorCode,
+    OrderflowError,
+    PermanentError,
+    SessionExpired,
+    TransientError,
+    classify_salesforce_response,
+    classify_transport_error,
+    safe_message,
+)
+from orderflow.order_marker import marked_order_ids
+from orderflow.salesforce.soql import literal, validate_order_id
+
+log = logging.getLogger(__name__)
+
+SF_ORDER_FIELDS = ("Id", "Status", "Activation_Status__c", "Activation_Error_Code__c", "WHMCS_Order_ID__c",
+                   "AccountId", "Account.WH_Account__c", "CreatedDate", "LastModifiedDate")
+SF_ITEM_FIELDS = ("Id", "OrderId", "WHMCS_Service_ID__c")
+WH_ORDER_COLUMNS = ("id", "userid", "status", "date", "sf_order_ids")
+WH_SERVICE_COLUMNS = ("id", "orderid", "clientid", "status")
+PAYMETHOD_COLUMNS = ("clientid", "paymethods")
+
+SF_ORDERS_FILE = "sf_orders.csv"
+SF_ITEMS_FILE = "sf_order_items.csv"
+WH_ORDERS_FILE = "whmcs_orders.csv"
+WH_SERVICES_FILE = "whmcs_services.csv"
+PAYMETHODS_FILE = "whmcs_paymethods.csv"
+
+BULK_PAGE_ROWS = 50_000
+WHMCS_PAGE_SIZE = 1_000
+BULK_POLL_SECONDS = 0.2
+MAX_PAYMETHOD_LOOKUPS = 2_000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to reconcile: one order, the orders created/modified in the last N days, or all."""
+
+    order_id: str | None = None
+    lookback_days: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.order_id is not None:
+            object.__setattr__(self, "order_id", validate_order_id(self.order_id, "order_id"))
+        if self.lookback_days is not None and (not isinstance(self.lookback_days, int) or self.lookback_days < 1):
+            raise ValueError(f"lookback_days must be a positive whole number of days or null, got {self.lookback_days!r}")
+
+    @property
+    def is_full(self) -> bool:
+        return self.order_id is None and self.lookback_days is None
+
+    def order_where(self) -> str:
+        if self.order_id:
+            return f" WHERE Id = {literal(self.order_id)}"
+        if self.lookback_days:
+            n = int(self.lookback_days)
+            return f" WHERE CreatedDate = LAST_N_DAYS:{n} OR LastModifiedDate = LAST_N_DAYS:{n}"
+        return ""
+
+    def item_where(self) -> str:
+        if self.order_id:
+            return f" WHERE OrderId = {literal(self.order_id)}"
+        if self.lookback_days:
+            n = int(self.lookback_days)
+            return f" WHERE Order.CreatedDate = LAST_N_DAYS:{n} OR Order.LastModifiedDate = LAST_N_DAYS:{n}"
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExtractResult:
+    """Where one system's files went, how many rows, how many API calls, how long."""
+
+    system: str
+    files: dict[str, str] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    api_calls: int = 0
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def soql_orders(scope: Scope) -> str:
+    return f"SELECT {', '.join(SF_ORDER_FIELDS)} FROM Order{scope.order_where()}"
+
+
+def soql_items(scope: Scope) -> str:
+    return f"SELECT {', '.join(SF_ITEM_FIELDS)} FROM OrderItem{scope.item_where()}"
+
+
+# ------------------------------------------------------------------------------------ Salesforce
+
+
+def _classified(exc: BaseException, what: str) -> OrderflowError:
+    """A simple-salesforce / requests failure as an orderflow error (retryable or not)."""
+    from simple_salesforce.exceptions import SalesforceError
+
+    if isinstance(exc, OrderflowError):
+        return exc
+    if isinstance(exc, SalesforceError):
+        return classify_salesforce_response(exc.status, exc.content, what)
+    if isinstance(exc, requests.RequestException):
+        return classify_transport_error("salesforce", exc)
+    # SalesforceOperationError (job Failed/Aborted) and malformed answers
+    return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"Salesforce {what}: {safe_message(exc)}")
+
+
+def bulk_query_pages(sf_client: Any, sobject: str, soql: str, page_rows: int = BULK_PAGE_ROWS) -> Iterator[str]:
+    """CSV text of each result page of one Bulk 2.0 query job (each page repeats the header).
+
+    ``sf_client`` is :class:`orderflow.salesforce.client.SalesforceClient`; its session (TLS
+    bundle, per-endpoint call counter) carries the job's requests. An expired session before the
+    first page logs in again once and restarts the job.
+    """
+    for attempt in (1, 2):
+        started = False
+        try:
+            handler = getattr(sf_client.simple_salesforce().bulk2, sobject)
+            for page in handler.query(soql, max_records=page_rows, wait=BULK_POLL_SECONDS):
+                started = True
+                yield page
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+            err = _classified(exc, f"Bulk 2.0 query of {sobject}")
+            if isinstance(err, SessionExpired) and attempt == 1 and not started:
+                log.info("Bulk 2.0 query of %s: session expired; logging in again", sobject)
+                sf_client.invalidate_token()
+                continue
+            raise err from None
+
+
+def _write_bulk(sf_client: Any, sobject: str, soql: str, target: Any) -> int:
+    rows = 0
+    with target.open("w", encoding="utf-8", newline="") as out:
+        first = True
+        for page in bulk_query_pages(sf_client, sobject, soql):
+            header, _, body = page.partition("\n")
+            if first:
+                out.write(header + "\n")
+                first = False
+            if body:
+                out.write(body if body.endswith("\n") else body + "\n")
+                rows += body.count("\n") + (0 if body.endswith("\n") else 1)
+        if first:  # no page at all: still a readable file
+            out.write("\n")
+    return rows
+
+
+def extract_salesforce(sf_client: Any, folder: Any, scope: Scope) -> ExtractResult:
+    """Orders and order items into ``sf_orders.csv`` / ``sf_order_items.csv`` (two Bulk 2.0 jobs)."""
+    t0 = time.monotonic()
+    calls_before = sum(sf_client.api_calls.values())
+    folder.mkdir(parents=True, exist_ok=True)
+    result = ExtractResult("salesforce")
+    for name, sobject, soql in ((SF_ORDERS_FILE, "Order", soql_orders(scope)),
+                                (SF_ITEMS_FILE, "OrderItem", soql_items(scope))):
+        target = folder / name
+        result.rows[name] = _write_bulk(sf_client, sobject, soql, target)
+        result.files[name] = str(target)
+    result.api_calls = sum(sf_client.api_calls.values()) - calls_before
+    result.duration_s = round(time.monotonic() - t0, 3)
+    log.info("Salesforce extract: %d orders, %d items in %.1fs (%d API calls)", result.rows[SF_ORDERS_FILE],
+             result.rows[SF_ITEMS_FILE], result.duration_s, result.api_calls)
+    return result
+
+
+def existing_order_ids(sf_client: Any, order_ids: Iterable[str], chunk: int = 200) -> set[str]:
+    """Which of these Order ids Salesforce has (orphan check outside the extracted scope)."""
+    found: set[str] = set()
+    ids = sorted({validate_order_id(i, "sfOrderId") for i in order_ids})
+    for start in range(0, len(ids), chunk):
+        part = ", ".join(literal(i) for i in ids[start:start + chunk])
+        found.update(r["Id"] for r in sf_client.query(f"SELECT Id FROM Order WHERE Id IN ({part})"))
+    return found
+
+
+# ------------------------------------------------------------------------------------ WHMCS
+
+
+def extract_whmcs(wh_client: Any, folder: Any, clientid: int | None = None, order_id: str | None = None,
+                  page_size: int = WHMCS_PAGE_SIZE) -> ExtractResult:
+    """WHMCS orders (with the Salesforce ids their notes carry) and services, paged, into two CSVs.
+
+    ``clientid`` narrows both to one client (``order_id`` scope); ``order_id`` adds that one
+    WHMCS order even when it belongs to another client. Rows seen twice (paging while orders are
+    added shifts offsets) are written once.
+    """
+    t0 = time.monotonic()
+    calls_before = wh_client.total_calls
+    folder.mkdir(parents=True, exist_ok=True)
+    result = ExtractResult("whmcs")
+    seen: set[str] = set()
+    target = folder / WH_ORDERS_FILE
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(WH_ORDER_COLUMNS)
+        orders = wh_client.iter_orders(userid=clientid, page_size=page_size)
+        if order_id:
+            one = wh_client.get_order(order_id)
+            orders = _chain([one] if one else [], orders)
+        for order in orders:
+            if order.id in seen:
+                continue
+            seen.add(order.id)
+            writer.writerow((order.id, order.userid, order.status, order.date or "",
+                             " ".join(marked_order_ids(order.notes))))
+    result.rows[WH_ORDERS_FILE], result.files[WH_ORDERS_FILE] = len(seen), str(target)
+    seen_services: set[str] = set()
+    target = folder / WH_SERVICES_FILE
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(WH_SERVICE_COLUMNS)
+        for service in wh_client.iter_client_products(clientid=clientid, page_size=page_size):
+            if service.id in seen_services:
+                continue
+            seen_services.add(service.id)
+            writer.writerow((service.id, service.orderid, service.clientid, service.status))
+    result.rows[WH_SERVICES_FILE], result.files[WH_SERVICES_FILE] = len(seen_services), str(target)
+    result.api_calls = wh_client.total_calls - calls_before
+    result.duration_s = round(time.monotonic() - t0, 3)
+    log.info("WHMCS extract: %d orders, %d services in %.1fs (%d API calls)", len(seen), len(seen_services),
+             result.duration_s, result.api_calls)
+    return result
+
+
+def _chain(*iterables: Iterable[Any]) -> Iterator[Any]:
+    for it in iterables:
+        yield from it
+
+
+def extract_pay_methods(wh_client: Any, folder: Any, client_ids: Iterable[int],
+                        limit: int = MAX_PAYMETHOD_LOOKUPS) -> ExtractResult:
+    """``GetPayMethods`` for the clients of orders that failed with PAYMENT_METHOD_MISSING (few, bounded)."""
+    t0 = time.monotonic()
+    calls_before = wh_client.total_calls
+    ids = sorted(set(client_ids))
+    if len(ids) > limit:
+        log.warning("%d clients to check for a pay method; checking the first %d (the rest count as none)",
+                    len(ids), limit)
+        ids = ids[:limit]
+    result = ExtractResult("whmcs")
+    target = folder / PAYMETHODS_FILE
+    folder.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(PAYMETHOD_COLUMNS)
+        for cid in ids:
+            try:
+                methods = wh_client.get_pay_methods(cid)
+            except PermanentError as exc:  # e.g. the client was deleted: no pay method
+                log.warning("GetPayMethods for client %s: %s", cid, exc.message)
+                methods = []
+            writer.writerow((cid, len(methods)))
+    result.rows[PAYMETHODS_FILE], result.files[PAYMETHODS_FILE] = len(ids), str(target)
+    result.api_calls = wh_client.total_calls - calls_before
+    result.duration_s = round(time.monotonic() - t0, 3)
+    return result
