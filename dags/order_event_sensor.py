@@ -1,4 +1,4 @@
-"""order_event_sensor: Salesforce order events -> one provision_order run per order (DESIGN.md §5).
+"""order_event_sensor: Salesforce order events -> one provision_order run per order (docs/architecture.md).
 
 Runs continuously (one run at a time). Each run: wait for an event without a worker slot
 (deferrable sensor; returns after ORDERFLOW_EVENT_WAIT_SECONDS, default 60, to sweep anyway) ->

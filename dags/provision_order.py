@@ -2,7 +2,7 @@
 
 Trigger by hand from the UI (Trigger, fill in order_id), the CLI
 (`airflow dags trigger provision_order -c '{"order_id": "801..."}'`) or the REST API. The steps
-live in orderflow.provisioning; this file only wires them (DESIGN.md §4).
+live in orderflow.provisioning; this file only wires them (docs/architecture.md, "Provisioning").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The one place where external failures are classified.
 
 Every failure that crosses the boundary to Salesforce or WHMCS is turned into an
-:class:`OrderflowError` here, carrying a DESIGN.md §4 error code, whether it is
+:class:`OrderflowError` here, carrying an :class:`ErrorCode` (docs/architecture.md, "Error codes"), whether it is
 transient (retry) or permanent (fail now), and a one-line message that is safe to
 write to a log, an XCom or a Salesforce error field (no secrets, no HTML, ≤ 255 chars).
 
@@ -21,7 +21,11 @@ MAX_MESSAGE_LENGTH = 255  # Order.Activation_Error_Message__c is Text(255)
 
 
 class ErrorCode(StrEnum):
-    """DESIGN.md §4 error codes; ``transient`` says whether a retry may help."""
+    """The error codes written to ``Order.Activation_Error_Code__c``; ``transient`` says whether a retry may help.
+
+    docs/architecture.md ("Error codes") and the README runbook list them; a unit test keeps
+    both tables in step with this enum.
+    """
 
     ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
     CLIENT_MAPPING_MISSING = "CLIENT_MAPPING_MISSING"
@@ -33,12 +37,16 @@ class ErrorCode(StrEnum):
     DUPLICATE_WHMCS_ORDERS = "DUPLICATE_WHMCS_ORDERS"
     WHMCS_UNAVAILABLE = "WHMCS_UNAVAILABLE"
     SALESFORCE_UNAVAILABLE = "SALESFORCE_UNAVAILABLE"
-    # Not in the DESIGN table: configuration faults of the integration itself
-    # (bad credentials, IP not allow-listed, API role lacks an action, bad SOQL).
-    # Retrying cannot fix them; ops must fix the connection.
+    # Configuration faults of the integration itself (bad credentials, IP not allow-listed,
+    # API role lacks an action, bad SOQL, an incomplete connection). Retrying cannot fix them;
+    # ops must fix the connection.
     WHMCS_CONFIGURATION_ERROR = "WHMCS_CONFIGURATION_ERROR"
     SALESFORCE_CONFIGURATION_ERROR = "SALESFORCE_CONFIGURATION_ERROR"
     SALESFORCE_WRITE_FAILED = "SALESFORCE_WRITE_FAILED"
+    # WHMCS refused a call other than AddOrder with a message no code above covers.
+    WHMCS_REQUEST_REJECTED = "WHMCS_REQUEST_REJECTED"
+    # Anything that escaped classification: a bug; the task log has the traceback.
+    PROVISIONING_ERROR = "PROVISIONING_ERROR"
 
     @property
     def transient(self) -> bool:
@@ -67,25 +75,40 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)\b(Bearer)\s+[A-Za-z0-9._\-!]+"),
 )
 _registered_secrets: set[str] = set()
+_masked_secrets: set[str] = set()  # the ones already handed to Airflow's masker
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so :func:`safe_message` scrubs it wherever it turns up.
 
-    Clients call this with their credentials when they are built; when running under
-    Airflow the value is also handed to Airflow's log masker.
+    Clients call this with their credentials when they are built. When Airflow is loaded, every
+    secret registered so far (also those registered before Airflow was imported) goes to
+    Airflow's log masker too; see :func:`mask_registered_secrets`.
     """
     if not value or len(value) < 4:
         return
     _registered_secrets.add(value)
-    if "airflow.sdk" not in sys.modules:
-        return  # not inside Airflow (CLI, sandbox, plain scripts): don't import it just for this
+    mask_registered_secrets()
+
+
+def mask_registered_secrets() -> int:
+    """Hand the registered secrets not yet masked to Airflow's masker; how many were handed over.
+
+    Importing Airflow only for this would cost seconds in the CLI and the sandbox, so it runs only
+    once ``airflow.sdk`` is loaded; the Airflow hooks call it when they build a client, so a secret
+    registered before Airflow was imported is masked all the same.
+    """
+    pending = _registered_secrets - _masked_secrets
+    if not pending or "airflow.sdk" not in sys.modules:
+        return 0
     try:
         from airflow.sdk.log import mask_secret
-
+    except ImportError:  # pragma: no cover - airflow.sdk without its log module
+        return 0
+    for value in pending:
         mask_secret(value)
-    except Exception:  # noqa: BLE001 - masking is best effort outside a task
-        pass
+    _masked_secrets.update(pending)
+    return len(pending)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
@@ -119,6 +142,8 @@ def safe_message(text: object, limit: int = MAX_MESSAGE_LENGTH, secrets: Iterabl
 class OrderflowError(Exception):
     """A classified failure: a code, transient or not, and a safe one-line message."""
 
+    from_transport = False  # True when the request may not have reached the server (timeout, reset)
+
     def __init__(self, code: ErrorCode, message: str, *, transient: bool | None = None) -> None:
         self.code = ErrorCode(code)
         self.message = safe_message(message)
@@ -126,20 +151,28 @@ class OrderflowError(Exception):
         super().__init__(f"{self.code.value}: {self.message}")
 
     def __reduce__(self):  # keep pickling (multiprocessing, XCom) faithful
-        return (_rebuild_error, (type(self), self.code.value, self.message, self.transient))
+        return (_rebuild_error, (type(self), self.code.value, self.message, self.transient, self.from_transport))
 
 
-def _rebuild_error(cls: type[OrderflowError], code: str, message: str, transient: bool) -> OrderflowError:
+def _rebuild_error(
+    cls: type[OrderflowError], code: str, message: str, transient: bool, from_transport: bool = False
+) -> OrderflowError:
     err = cls.__new__(cls)
     OrderflowError.__init__(err, ErrorCode(code), message, transient=transient)
+    err.from_transport = from_transport
     return err
 
 
 class TransientError(OrderflowError):
-    """Retry may help: timeouts, 5xx, HTML instead of JSON, lock contention, limits."""
+    """Retry may help: timeouts, 5xx, HTML instead of JSON, lock contention, limits.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    ``from_transport`` marks a failure below HTTP (no answer at all): only those make a read safe
+    to resend at once.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, *, from_transport: bool = False) -> None:
         super().__init__(code, message, transient=True)
+        self.from_transport = from_transport
 
 
 class PermanentError(OrderflowError):
@@ -175,10 +208,10 @@ def classify_transport_error(system: str, exc: BaseException) -> OrderflowError:
     if system == "whmcs":
         if is_tls:
             return PermanentError(ErrorCode.WHMCS_CONFIGURATION_ERROR, f"TLS verification failed: {text}")
-        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS unreachable: {text}")
+        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS unreachable: {text}", from_transport=True)
     if is_tls:
         return PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, f"TLS verification failed: {text}")
-    return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"Salesforce unreachable: {text}")
+    return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"Salesforce unreachable: {text}", from_transport=True)
 
 
 # --------------------------------------------------------------------------- WHMCS
@@ -241,10 +274,10 @@ def classify_whmcs_response(action: str, status: int, body: str, content_type: s
 
 
 class WhmcsActionError(PermanentError):
-    """WHMCS rejected a call with an action-level message not covered by a DESIGN code."""
+    """WHMCS rejected a call other than AddOrder with a message no specific code covers."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.WHMCS_ORDER_REJECTED, message)
+        super().__init__(ErrorCode.WHMCS_REQUEST_REJECTED, message)
 
 
 class WhmcsOrderNotPending(PermanentError):

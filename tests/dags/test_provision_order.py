@@ -56,7 +56,7 @@ def test_happy_path_activates_order_within_api_budget(dagbag, env):
 
     assert dr.state == "success", states
     assert_activated(env, oid)
-    # DESIGN.md §4 budget: Salesforce <= 2 REST calls (1 query + 1 collection update), WHMCS <= 4.
+    # docs/architecture.md, "API budgets": Salesforce <= 2 REST calls (1 query + 1 collection update), WHMCS <= 4.
     assert sf_after["rest_total"] - sf_before["rest_total"] <= 2
     assert sf_after["rest"].get("query", 0) - sf_before["rest"].get("query", 0) == 1
     assert sum(wh_after.values()) - sum(wh_before.values()) <= 4

@@ -1,8 +1,10 @@
-"""The error classification contract of DESIGN.md §4: every code, transient vs permanent."""
+"""The error classification contract (docs/architecture.md, "Error codes"): every code, transient vs permanent."""
 
 from __future__ import annotations
 
 import pickle
+import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -24,7 +26,7 @@ from orderflow.errors import (
     safe_message,
 )
 
-DESIGN_TABLE = {
+CONTRACT_TABLE = {  # the provisioning contract's codes; the tables below cover every code
     "ORDER_NOT_FOUND": False,
     "CLIENT_MAPPING_MISSING": False,
     "PRODUCT_MAPPING_MISSING": False,
@@ -38,16 +40,16 @@ DESIGN_TABLE = {
 }
 
 
-@pytest.mark.parametrize(("code", "transient"), sorted(DESIGN_TABLE.items()))
-def test_given_design_code_then_kind_matches_table(code, transient):
+@pytest.mark.parametrize(("code", "transient"), sorted(CONTRACT_TABLE.items()))
+def test_given_contract_code_then_kind_matches_table(code, transient):
     err = error_for(ErrorCode(code), "boom")
     assert err.code.value == code
     assert err.transient is transient
     assert isinstance(err, TransientError if transient else PermanentError)
 
 
-def test_every_design_code_exists():
-    assert set(DESIGN_TABLE) <= {c.value for c in ErrorCode}
+def test_every_contract_code_exists():
+    assert set(CONTRACT_TABLE) <= {c.value for c in ErrorCode}
 
 
 def test_given_whmcs_success_then_dict_returned():
@@ -146,9 +148,87 @@ def test_errors_survive_pickling_with_code_and_kind():
     assert (err.code, err.transient, err.message) == (ErrorCode.PAYMENT_METHOD_MISSING, False, "no pay method")
 
 
-def test_readme_runbook_explains_every_error_code():
-    from pathlib import Path
+REPO = Path(__file__).resolve().parents[2]
+_CODE_RE = re.compile(r"^[A-Z][A-Z_]+$")
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [code.value for code in ErrorCode if code.value not in readme]
-    assert missing == [], f"README runbook lacks: {missing}"
+
+def error_code_table(path: Path) -> dict[str, bool]:
+    """``{code: transient}`` from the Markdown table whose header starts ``| code | kind |``.
+
+    A row may name several codes separated by ``/``; a code listed twice is an error.
+    """
+    lines = path.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^\|\s*code\s*\|\s*kind\s*\|", line))
+    table: dict[str, bool] = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        kind = cells[1]
+        assert kind in {"transient", "permanent"}, f"{path.name}: kind {kind!r} in {line!r}"
+        for code in (c.strip().strip("`") for c in cells[0].split("/")):
+            assert _CODE_RE.match(code), f"{path.name}: not a code: {code!r}"
+            assert code not in table, f"{path.name}: {code} listed twice"
+            table[code] = kind == "transient"
+    return table
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md"])
+def test_error_code_tables_match_the_enum(doc):
+    """The runbook and the architecture list exactly the enum's codes, each with its kind (one source)."""
+    table = error_code_table(REPO / doc)
+    assert table == {code.value: code.transient for code in ErrorCode}
+
+
+def test_error_code_table_parser_sees_a_wrong_kind(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("| code | kind | when |\n|---|---|---|\n| ORDER_NOT_FOUND / WHMCS_UNAVAILABLE | permanent | x |\n")
+    table = error_code_table(doc)
+    assert table == {"ORDER_NOT_FOUND": False, "WHMCS_UNAVAILABLE": False}
+    assert table != {code.value: code.transient for code in ErrorCode}
+
+
+def test_unclassified_exception_is_written_as_an_enum_code():
+    from orderflow.provisioning.steps import failure_fields
+
+    fields = failure_fields(KeyError("WH_Product_ID__c"))
+    assert ErrorCode(fields["Activation_Error_Code__c"]) is ErrorCode.PROVISIONING_ERROR
+    assert not ErrorCode.PROVISIONING_ERROR.transient
+    assert "KeyError" in fields["Activation_Error_Message__c"]
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [("GetOrders", "Something unexpected"), ("ModuleCreate", "Service ID Not Found")],
+)
+def test_unmatched_whmcs_failure_is_not_labelled_an_addorder_rejection(action, message):
+    err = classify_whmcs_response(action, 200, f'{{"result":"error","message":"{message}"}}')
+    assert isinstance(err, PermanentError)
+    assert err.code is ErrorCode.WHMCS_REQUEST_REJECTED and action in err.message
+
+
+def test_only_transport_failures_are_marked_from_transport():
+    dropped = classify_transport_error("whmcs", requests.ConnectionError("reset by peer"))
+    assert dropped.from_transport and pickle.loads(pickle.dumps(dropped)).from_transport
+    assert classify_transport_error("salesforce", requests.ReadTimeout("read timed out")).from_transport
+    answered = classify_whmcs_response("GetOrders", 503, "Service Unavailable")
+    assert isinstance(answered, TransientError) and not answered.from_transport
+
+
+def test_secret_registered_before_airflow_is_imported_still_reaches_its_masker():
+    """Masking must not depend on import order: register first, import Airflow later."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from orderflow.errors import register_secret, mask_registered_secrets\n"
+        "register_secret('early-s3cret-value')\n"
+        "assert 'airflow.sdk' not in sys.modules\n"
+        "import orderflow.whmcs.hook\n"  # any Airflow hook module loads airflow.sdk
+        "assert mask_registered_secrets() == 1\n"
+        "from airflow.sdk.log import redact\n"
+        "print(redact('token early-s3cret-value here'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert "early-s3cret-value" not in out.stdout and "***" in out.stdout

@@ -1,4 +1,4 @@
-"""Mapping validation of DESIGN.md §4 step 1, on order snapshots built from query records."""
+"""Mapping validation of provisioning step 1 (docs/architecture.md, "Provisioning"), on order snapshots built from query records."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SFDX metadata users deploy: fields, picklists, the Flow and the permission set agree with DESIGN §3."""
+"""The SFDX metadata users deploy: fields, picklists, the Flow and the permission set match docs/architecture.md."""
 
 from __future__ import annotations
 

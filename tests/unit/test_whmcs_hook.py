@@ -7,6 +7,7 @@ import json
 import pytest
 import requests
 
+from orderflow.errors import ErrorCode, PermanentError
 from orderflow.whmcs.client import WhmcsClient
 from orderflow.whmcs.connection import CONN_FIELDS, provider_connection_type
 from orderflow.whmcs.hook import WhmcsHook
@@ -54,8 +55,21 @@ def test_hook_named_connection_and_uri_style_host(monkeypatch, no_network):
 
 def test_hook_without_credentials_fails_clearly(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_WHMCS_DEFAULT", json.dumps({"conn_type": "whmcs", "host": CONN["host"]}))
-    with pytest.raises(ValueError, match="login"):
+    with pytest.raises(PermanentError, match="login") as err:  # permanent: the retry policy fails it at once
         WhmcsHook().get_conn()
+    assert err.value.code is ErrorCode.WHMCS_CONFIGURATION_ERROR
+    assert "needs login, password (" in err.value.message  # exactly the missing fields
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"host": "http://billing.example.invalid/includes/api.php"}, "https"), ({"extra": {"timeout": "soon"}}, "timeout")],
+)
+def test_hook_with_a_bad_field_names_it(monkeypatch, changes, field):
+    monkeypatch.setenv("AIRFLOW_CONN_WHMCS_DEFAULT", json.dumps({**CONN, **changes}))
+    with pytest.raises(PermanentError, match=field) as err:
+        WhmcsHook().get_conn()
+    assert err.value.code is ErrorCode.WHMCS_CONFIGURATION_ERROR
 
 
 def test_test_connection_reports_failure_without_secrets(monkeypatch):

@@ -1,6 +1,6 @@
 """Salesforce platform events -> provision_order runs: checkpoint, drain, sweep, trigger, sensor.
 
-The ``order_event_sensor`` DAG wires these (DESIGN.md §5). Everything here except
+The ``order_event_sensor`` DAG wires these (docs/architecture.md, "Order events"). Everything here except
 ``trigger``/``sensor`` works without Airflow, so the logic is unit-testable.
 """
 

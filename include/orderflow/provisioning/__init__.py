@@ -1,4 +1,4 @@
-"""Per-order provisioning (DESIGN.md §4): the steps the ``provision_order`` DAG wires together.
+"""Per-order provisioning (docs/architecture.md, "Provisioning"): the steps the ``provision_order`` DAG wires together.
 
 Everything here runs without Airflow; the DAG file only schedules, retries and passes
 small JSON-able results between tasks.

@@ -9,7 +9,7 @@ from orderflow import order_marker
 from orderflow.errors import ErrorCode, PermanentError
 from orderflow.salesforce.soql import validate_order_id
 
-# DESIGN.md §4 step 1: the order, its account and its items with their products, in ONE query.
+# Provisioning step 1 (docs/architecture.md, "Provisioning"): the order, its account and its items with their products, in ONE query.
 ORDER_QUERY = (
     "SELECT Id, OrderNumber, Status, Activation_Status__c, WHMCS_Order_ID__c, AccountId, "
     "Account.Name, Account.WH_Account__c, "
@@ -125,7 +125,7 @@ def parse_wh_account(value: str | None) -> int | None:
 
 
 def build_plan(order: OrderSnapshot) -> ProvisioningPlan:
-    """Validate the mappings (DESIGN.md §4 step 1) and turn the order into AddOrder items."""
+    """Validate the mappings (step 1 in docs/architecture.md, "Provisioning") and turn the order into AddOrder items."""
     client_id = parse_wh_account(order.wh_account)
     if client_id is None:
         shown = repr(order.wh_account) if order.wh_account else "empty"

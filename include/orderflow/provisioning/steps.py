@@ -1,4 +1,4 @@
-"""The provisioning steps of DESIGN.md §4, one function per DAG task.
+"""The provisioning steps (docs/architecture.md, "Provisioning"), one function per DAG task.
 
 Each step takes already-built clients (``SalesforceClient``-like, ``WhmcsClient``-like) and
 plain data, raises only classified errors (``orderflow.errors``), and returns small JSON-able
@@ -236,7 +236,7 @@ def failure_fields(error: BaseException) -> dict:
     if isinstance(error, OrderflowError):
         code, message = error.code.value, error.message
     else:
-        code, message = "PROVISIONING_ERROR", f"{type(error).__name__}: {error}"
+        code, message = ErrorCode.PROVISIONING_ERROR.value, f"{type(error).__name__}: {error}"
     return {
         "Activation_Status__c": "Failed",
         "Activation_Error_Code__c": code[:80],

@@ -102,7 +102,10 @@ class SalesforceClient:
         if not (private_key or private_key_path):
             raise PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, "Salesforce JWT login needs private_key or private_key_path")
         if api_version.startswith("v"):
-            raise ValueError("api_version is a number such as '62.0', without the 'v'")
+            raise PermanentError(
+                ErrorCode.SALESFORCE_CONFIGURATION_ERROR,
+                f"version must be a number such as '62.0', without the 'v'; got {api_version!r}",
+            )
         self.login_url = login_url.rstrip("/")
         self.username = username
         self.consumer_key = consumer_key

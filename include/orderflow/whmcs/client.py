@@ -161,7 +161,7 @@ class WhmcsClient:
             try:
                 return self._post(action, params)
             except TransientError as exc:
-                if attempt >= attempts or not getattr(exc, "from_transport", False):
+                if attempt >= attempts or not exc.from_transport:
                     raise
                 log.warning("WHMCS %s: %s; retrying the read once", action, exc.message)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -179,7 +179,6 @@ class WhmcsClient:
             body = resp.text
         except requests.RequestException as exc:
             error = classify_transport_error("whmcs", exc)
-            error.from_transport = True  # type: ignore[attr-defined]
             log.warning("WHMCS %s failed after %.2fs: %s", action, time.monotonic() - started, error.message)
             raise error from None
         result = classify_whmcs_response(action, resp.status_code, body, resp.headers.get("Content-Type", ""))

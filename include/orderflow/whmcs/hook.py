@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from orderflow.errors import ErrorCode, PermanentError, mask_registered_secrets
 from orderflow.whmcs.client import DEFAULT_TIMEOUT, WhmcsClient
 from orderflow.whmcs.connection import CONN_FIELDS, UI_FIELD_BEHAVIOUR
 
@@ -85,27 +86,38 @@ class WhmcsHook(BaseHook):
             port = f":{conn.port}" if conn.port else ""
             path = (conn.schema or "includes/api.php").lstrip("/")
             url = f"https://{url}{port}/{path}"
-        if not url or not conn.login or not conn.password:
-            raise ValueError(
-                f"connection {self.whmcs_conn_id!r} needs host (API URL), login (identifier) and password (secret)"
+        missing = [name for name, value in (("host", url), ("login", conn.login), ("password", conn.password)) if not value]
+        if missing:
+            raise self._config_error(
+                f"needs {', '.join(missing)} (host = API URL, login = identifier, password = secret)"
             )
+        if not url.lower().startswith("https://"):
+            raise self._config_error("host must be the https://.../includes/api.php URL")
         timeout = extra("timeout")
+        try:
+            timeout_seconds = float(timeout) if timeout is not None else DEFAULT_TIMEOUT
+        except (TypeError, ValueError):
+            raise self._config_error(f"extra timeout must be a number of seconds, got {timeout!r}") from None
         return {
             "url": url,
             "identifier": conn.login,
             "secret": conn.password,
             "accesskey": extra("accesskey"),
             "ca_bundle": extra("ca_bundle"),
-            "timeout": float(timeout) if timeout is not None else DEFAULT_TIMEOUT,
+            "timeout": timeout_seconds,
             "noinvoice": _flag(extra("noinvoice")),
             "noemail": _flag(extra("noemail")),
         }
+
+    def _config_error(self, problem: str) -> PermanentError:
+        """An incomplete connection is a configuration fault: failing at once beats four retries."""
+        return PermanentError(ErrorCode.WHMCS_CONFIGURATION_ERROR, f"connection {self.whmcs_conn_id!r} {problem}")
 
     @cached_property
     def client(self) -> WhmcsClient:
         """The client, built once per hook from the connection (no network call)."""
         s = self._conn_settings
-        return WhmcsClient(
+        client = WhmcsClient(
             url=s["url"],
             identifier=s["identifier"],
             secret=s["secret"],
@@ -113,6 +125,8 @@ class WhmcsHook(BaseHook):
             ca_bundle=s["ca_bundle"],
             timeout=s["timeout"],
         )
+        mask_registered_secrets()  # Airflow is loaded here, whatever was imported first
+        return client
 
     def get_conn(self) -> WhmcsClient:
         """Return the (cached) :class:`WhmcsClient`."""

@@ -207,7 +207,7 @@ def _event_object(meta: Path, name: str) -> SObject:
         for path in sorted(fields_dir.glob("*.field-meta.xml")):
             f = _parse_field(path)
             sobj.fields[f.name] = f
-    else:  # the platform event metadata ships separately; DESIGN §3 fixes its fields
+    else:  # the platform event metadata ships separately; docs/architecture.md lists its fields
         sobj.fields["OrderId__c"] = Field("OrderId__c", "string", length=18, custom=True, nillable=False)
         sobj.fields["IdemKey__c"] = Field("IdemKey__c", "string", length=80, custom=True)
     return sobj
