@@ -9,6 +9,7 @@ an empty collection (switchable), display names for billing cycles.
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -300,6 +301,70 @@ def get_pay_methods(ctx: Context, params: Params) -> dict:
     return {"clientid": str(clientid), "paymethods": methods}
 
 
+PAY_METHOD_TYPES = ("BankAccount", "CreditCard", "RemoteCreditCard")
+_MMYY = re.compile(r"^(0[1-9]|1[0-2])\d{2}$")
+
+
+def _card_brand(number: str) -> str:
+    return {"4": "Visa", "5": "MasterCard", "3": "American Express", "6": "Discover"}.get(number[:1], "Card")
+
+
+def add_pay_method(ctx: Context, params: Params) -> dict:
+    """Store a bank account or card for a client (WHMCS 7.8+), checks in the documented order.
+
+    Like WHMCS, only what GetPayMethods shows is kept (last four digits, expiry, bank name): a
+    full card or account number never reaches the database or a response.
+    """
+    if not text(params, "clientid").strip():
+        raise ActionError("Client ID Is Required")
+    clientid = integer(params, "clientid")
+    if clientid is None or _client_row(ctx.db, clientid) is None:
+        raise ActionError("Invalid Client ID")
+    kind = text(params, "type").strip() or "CreditCard"
+    if kind not in PAY_METHOD_TYPES:
+        raise ActionError("Invalid Pay Method Type. Type should be one of 'BankAccount', 'CreditCard', or 'RemoteCreditCard'")
+    gateway = text(params, "gateway_module_name").strip()
+    gateways = [m for m, _ in GATEWAYS]
+    if kind == "RemoteCreditCard" and not gateway:
+        raise ActionError("Gateway is Required for RemoteCreditCard type")
+    fields = {"card_last_four": "", "expiry_date": "", "card_type": "", "bank_name": ""}
+    if kind in ("CreditCard", "RemoteCreditCard"):
+        number = re.sub(r"[\s-]", "", text(params, "card_number"))
+        if not number:
+            raise ActionError("Card Number is required for 'CreditCard' or 'RemoteCreditCard' type")
+        expiry = text(params, "card_expiry").strip()
+        if not expiry:
+            raise ActionError("Expiry Date is required for 'CreditCard' or 'RemoteCreditCard' type")
+        if not _MMYY.match(expiry):
+            raise ActionError("Expiry Date is invalid")
+        if text(params, "card_start").strip() and not _MMYY.match(text(params, "card_start").strip()):
+            raise ActionError("Start Date is invalid")
+        if text(params, "card_issue_number").strip() and not text(params, "card_issue_number").strip().isdigit():
+            raise ActionError("Issue Number is invalid")
+        fields.update(card_last_four=number[-4:], expiry_date=f"{expiry[:2]}/{expiry[2:]}", card_type=_card_brand(number))
+        default_gateway = "stripe"
+    else:
+        if not text(params, "bank_code").strip():
+            raise ActionError("Routing number is required")
+        if not text(params, "bank_account").strip():
+            raise ActionError("Account number is required")
+        fields["bank_name"] = text(params, "bank_name").strip()
+        default_gateway = "banktransfer"
+    if gateway and gateway not in gateways:
+        raise ActionError(f"Invalid Gateway Module Name. Must be one of: {', '.join(gateways)}")
+    gateway_name = gateway or default_gateway
+    description = text(params, "description").strip()
+    cur = ctx.db.execute(
+        "INSERT INTO paymethods(clientid, type, description, gateway_name, card_last_four, expiry_date, card_type, "
+        "bank_name, last_updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (clientid, kind, description, gateway_name, fields["card_last_four"], fields["expiry_date"],
+         fields["card_type"], fields["bank_name"], now()),
+    )
+    if php_truthy(params.get("set_as_default")):
+        ctx.db.execute("UPDATE clients SET defaultgateway = ? WHERE id = ?", (gateway_name, clientid))
+    return {"clientid": str(clientid), "paymethodid": str(cur.lastrowid)}
+
+
 def get_payment_methods(ctx: Context, params: Params) -> dict:
     items = [{"module": m, "displayname": d} for m, d in GATEWAYS]
     return {"totalresults": len(items), **collection(ctx, "paymentmethods", "paymentmethod", items)}
@@ -485,15 +550,30 @@ def fraud_order(ctx: Context, params: Params) -> dict:
     return _set_order_status(ctx, params, "Fraud", "Order ID Not Found")
 
 
-def _order_view(ctx: Context, order: sqlite3.Row) -> dict:
-    client = _client_row(ctx.db, order["userid"])
-    invoice = (
-        ctx.db.execute("SELECT status FROM invoices WHERE id = ?", (order["invoiceid"],)).fetchone()
-        if order["invoiceid"]
-        else None
-    )
-    lineitems = [
-        {
+def _in_chunks(db: sqlite3.Connection, sql: str, ids: list[int]) -> list[sqlite3.Row]:
+    """Run ``sql`` (with one ``{ids}`` placeholder list) for ``ids`` in chunks under SQLite's variable limit."""
+    rows: list[sqlite3.Row] = []
+    for i in range(0, len(ids), 900):
+        chunk = ids[i:i + 900]
+        rows += db.execute(sql.format(ids=",".join("?" * len(chunk))), chunk).fetchall()
+    return rows
+
+
+def _order_views(ctx: Context, orders: list[sqlite3.Row]) -> list[dict]:
+    """GetOrders entries for a page of orders: clients, invoices and line items fetched once per page."""
+    db = ctx.db
+    clients = {r["id"]: r for r in _in_chunks(
+        db, "SELECT id, firstname, lastname FROM clients WHERE id IN ({ids})", sorted({o["userid"] for o in orders}))}
+    invoices = {r["id"]: r["status"] for r in _in_chunks(
+        db, "SELECT id, status FROM invoices WHERE id IN ({ids})", sorted({o["invoiceid"] for o in orders if o["invoiceid"]}))}
+    lines: dict[int, list[dict]] = {}
+    for s in _in_chunks(
+        db,
+        "SELECT s.*, p.name FROM services s JOIN products p ON p.pid = s.pid WHERE s.orderid IN ({ids}) "
+        "ORDER BY s.orderid, s.position",
+        [o["id"] for o in orders],
+    ):
+        lines.setdefault(s["orderid"], []).append({
             "type": "product",
             "relid": str(s["id"]),
             "producttype": "Other",
@@ -502,49 +582,48 @@ def _order_view(ctx: Context, order: sqlite3.Row) -> dict:
             "billingcycle": s["billingcycle"],
             "amount": f"{CURRENCY['prefix']}{money(s['firstpaymentamount'])}{CURRENCY['suffix']}",
             "status": s["status"],
-        }
-        for s in ctx.db.execute(
-            "SELECT s.*, p.name FROM services s JOIN products p ON p.pid = s.pid WHERE s.orderid = ? "
-            "ORDER BY s.position",
-            (order["id"],),
-        )
-    ]
+        })
     gateways = dict(GATEWAYS)
-    return {
-        "id": str(order["id"]),
-        "ordernum": order["ordernum"],
-        "userid": str(order["userid"]),
-        "contactid": "0",
-        "requestor_id": str(order["userid"]),
-        "admin_requestor_id": "0",
-        "date": order["date"],
-        "nameservers": "",
-        "transfersecret": "",
-        "renewals": "",
-        "promocode": order["promocode"],
-        "promotype": "",
-        "promovalue": "",
-        "orderdata": "[]",
-        "amount": money(order["amount"]),
-        "paymentmethod": order["paymentmethod"],
-        "invoiceid": str(order["invoiceid"]),
-        "status": order["status"],
-        "ipaddress": order["ipaddress"],
-        "fraudmodule": "",
-        "fraudoutput": "",
-        "notes": order["notes"],
-        "paymentmethodname": gateways.get(order["paymentmethod"], order["paymentmethod"]),
-        "paymentstatus": invoice["status"] if invoice else "",
-        "name": f"{client['firstname']} {client['lastname']}" if client else "",
-        "currencyprefix": CURRENCY["prefix"],
-        "currencysuffix": CURRENCY["suffix"],
-        "frauddata": "",
-        "validationdata": "",
-        **collection(ctx, "lineitems", "lineitem", lineitems),
-    }
+    views = []
+    for order in orders:
+        client = clients.get(order["userid"])
+        views.append({
+            "id": str(order["id"]),
+            "ordernum": order["ordernum"],
+            "userid": str(order["userid"]),
+            "contactid": "0",
+            "requestor_id": str(order["userid"]),
+            "admin_requestor_id": "0",
+            "date": order["date"],
+            "nameservers": "",
+            "transfersecret": "",
+            "renewals": "",
+            "promocode": order["promocode"],
+            "promotype": "",
+            "promovalue": "",
+            "orderdata": "[]",
+            "amount": money(order["amount"]),
+            "paymentmethod": order["paymentmethod"],
+            "invoiceid": str(order["invoiceid"]),
+            "status": order["status"],
+            "ipaddress": order["ipaddress"],
+            "fraudmodule": "",
+            "fraudoutput": "",
+            "notes": order["notes"],
+            "paymentmethodname": gateways.get(order["paymentmethod"], order["paymentmethod"]),
+            "paymentstatus": invoices.get(order["invoiceid"], "") if order["invoiceid"] else "",
+            "name": f"{client['firstname']} {client['lastname']}" if client else "",
+            "currencyprefix": CURRENCY["prefix"],
+            "currencysuffix": CURRENCY["suffix"],
+            "frauddata": "",
+            "validationdata": "",
+            **collection(ctx, "lineitems", "lineitem", lines.get(order["id"], [])),
+        })
+    return views
 
 
 def get_orders(ctx: Context, params: Params) -> dict:
+    """Newest first. Cost per page: an indexed COUNT, the page's rows and three batched look-ups (no N+1)."""
     start, num = paging(params)
     where, args = [], []
     for key, column in (("id", "id"), ("userid", "userid"), ("requestor_id", "userid")):
@@ -559,8 +638,22 @@ def get_orders(ctx: Context, params: Params) -> dict:
     rows = ctx.db.execute(
         f"SELECT * FROM orders {clause} ORDER BY id DESC LIMIT ? OFFSET ?", [*args, num, start]  # noqa: S608
     ).fetchall()
-    items = [_order_view(ctx, r) for r in rows]
+    items = _order_views(ctx, rows)
     return {**page(total, start, items), **collection(ctx, "orders", "order", items)}
+
+
+def delete_order(ctx: Context, params: Params) -> dict:
+    """Remove a Cancelled or Fraud order and everything that came with it (services, invoice)."""
+    order = _order_row(ctx.db, integer(params, "orderid"))
+    if order is None:
+        raise ActionError("Order ID not found")
+    if order["status"] not in ("Cancelled", "Fraud"):
+        raise ActionError("The order status must be in Cancelled or Fraud to be deleted")
+    ctx.db.execute("DELETE FROM services WHERE orderid = ?", (order["id"],))
+    if order["invoiceid"]:
+        ctx.db.execute("DELETE FROM invoices WHERE id = ?", (order["invoiceid"],))
+    ctx.db.execute("DELETE FROM orders WHERE id = ?", (order["id"],))
+    return {}
 
 
 # ---------------------------------------------------------------------- services
@@ -628,10 +721,14 @@ def get_clients_products(ctx: Context, params: Params) -> dict:
         where.append("s.username = ?")
         args.append(text(params, "username2"))
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    base = "FROM services s JOIN products p ON p.pid = s.pid JOIN orders o ON o.id = s.orderid"
-    total = ctx.db.execute(f"SELECT COUNT(*) {base} {clause}", args).fetchone()[0]  # noqa: S608
+    # Count and page on the services table alone (indexed filters), then join only the page's rows:
+    # at 700,000 services a join in the COUNT or before the OFFSET costs ~100 ms per page.
+    total = ctx.db.execute(f"SELECT COUNT(*) FROM services s {clause}", args).fetchone()[0]  # noqa: S608
     rows = ctx.db.execute(
-        f"SELECT s.*, p.name, p.groupname, o.ordernum {base} {clause} ORDER BY s.id LIMIT ? OFFSET ?",  # noqa: S608
+        f"SELECT s.*, COALESCE(p.name, '') AS name, COALESCE(p.groupname, '') AS groupname, "  # noqa: S608
+        f"COALESCE(o.ordernum, '') AS ordernum "
+        f"FROM (SELECT * FROM services s {clause} ORDER BY s.id LIMIT ? OFFSET ?) s "
+        "LEFT JOIN products p ON p.pid = s.pid LEFT JOIN orders o ON o.id = s.orderid ORDER BY s.id",
         [*args, num, start],
     ).fetchall()
     items = [_service_view(ctx, r) for r in rows]
@@ -787,6 +884,8 @@ ACTIONS: dict[str, Callable[[Context, Params], dict]] = {
     "cancelorder": cancel_order,
     "pendingorder": pending_order,
     "fraudorder": fraud_order,
+    "deleteorder": delete_order,
+    "addpaymethod": add_pay_method,
     "modulecreate": module_create,
     "modulesuspend": module_suspend,
     "moduleterminate": module_terminate,

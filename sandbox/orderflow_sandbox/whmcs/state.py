@@ -37,6 +37,8 @@ ALL_ACTIONS: tuple[str, ...] = (
     "CancelOrder",
     "PendingOrder",
     "FraudOrder",
+    "DeleteOrder",
+    "AddPayMethod",
     "ModuleCreate",
     "ModuleSuspend",
     "ModuleTerminate",
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS orders (
     status TEXT NOT NULL, ipaddress TEXT NOT NULL DEFAULT '', notes TEXT NOT NULL DEFAULT '',
     promocode TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS orders_user ON orders(userid);
+CREATE INDEX IF NOT EXISTS orders_status ON orders(status);
 CREATE TABLE IF NOT EXISTS services (
     id INTEGER PRIMARY KEY, orderid INTEGER NOT NULL, clientid INTEGER NOT NULL, pid INTEGER NOT NULL,
     position INTEGER NOT NULL, qty INTEGER NOT NULL DEFAULT 1, regdate TEXT NOT NULL,
