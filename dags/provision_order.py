@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, RetryAction, chain, dag, task
-from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryRule
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
 
 from orderflow import settings
 from orderflow.provisioning import tasks

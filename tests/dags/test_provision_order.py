@@ -6,6 +6,9 @@ checks what a user relies on: the Order's fields in Salesforce and the orders in
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 
 from orderflow.errors import ErrorCode
@@ -82,10 +85,31 @@ def test_seeded_bad_apple_fails_at_once_with_its_code(dagbag, env, outcome):
         assert "INTERNET-ADDON-STATIC-IP" in order["Activation_Error_Message__c"]
 
 
-def test_unknown_order_fails_with_order_not_found_without_retry(dagbag, env):
-    dr, states, tries = run(dagbag, "801000000000000AAA")
+def test_unknown_order_fails_with_order_not_found_without_retry(dagbag, env, caplog):
+    missing = "801000000000000AAA"
+    wh_before = sum(env.stats("whmcs").values())
+    dr, states, tries = run(dagbag, missing)
     assert dr.state == "failed"
     assert states["load_order"] == "failed" and tries["load_order"] == 1
+    # the failure callback names the code in the task log (there is no Order to write it to)
+    final = [r.getMessage() for r in caplog.records if "failed for good" in r.getMessage()]
+    assert final == [f"Provisioning {missing} failed for good: ORDER_NOT_FOUND: No Order with Id {missing}"], final
+    assert sum(env.stats("whmcs").values()) == wh_before  # nothing reached WHMCS
+
+
+def test_incomplete_whmcs_connection_fails_at_once_with_configuration_error(dagbag, env, monkeypatch):
+    """A connection without its secret is a configuration fault: no retries, a code from the enum."""
+    oid = env.take("Activated")
+    env.approve(oid)
+    conn = json.loads(os.environ["AIRFLOW_CONN_WHMCS_DEFAULT"])
+    secret = conn.pop("password")
+    monkeypatch.setenv("AIRFLOW_CONN_WHMCS_DEFAULT", json.dumps(conn))
+    dr, states, tries = run(dagbag, oid)
+    assert dr.state == "failed"
+    assert states["check_payment_method"] == "failed" and tries["check_payment_method"] == 1, (states, tries)
+    order = assert_failed(env, oid, ErrorCode.WHMCS_CONFIGURATION_ERROR)
+    assert "password" in order["Activation_Error_Message__c"] and secret not in order["Activation_Error_Message__c"]
+    assert env.whmcs_orders_for(oid) == []
 
 
 def test_whmcs_client_that_does_not_exist_fails_with_whmcs_client_not_found(dagbag, env):

@@ -45,6 +45,30 @@ def test_celery_postgres_redis_and_shared_jwt_secret():
     assert worker_env["AIRFLOW__API_AUTH__JWT_SECRET"] == env["AIRFLOW__API_AUTH__JWT_SECRET"]
 
 
+def test_every_airflow_component_shares_one_environment():
+    """Executor, DB, broker, JWT secret and the lock URL must agree across components, or tasks break."""
+    services = COMPOSE["services"]
+    common = services["airflow-init"]["environment"]
+    assert common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert {key: env.get(key) for key in common} == common, name
+        assert set(env) - set(common) <= {"DUMB_INIT_SETSID"}, name  # only the worker's own setting
+        assert services[name]["image"] == services["airflow-init"]["image"], name
+        assert services[name]["env_file"] == [{"path": ".env", "required": False}], name
+
+
+def test_components_wait_for_their_dependencies():
+    services = COMPOSE["services"]
+    for name in AIRFLOW_SERVICES:
+        needs = services[name]["depends_on"]
+        assert needs["postgres"]["condition"] == needs["redis"]["condition"] == "service_healthy", name
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully", name
+    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    assert services["airflow-apiserver"]["ports"] == ["8080:8080"]
+
+
 def test_init_creates_the_pools_and_dockerfile_installs_the_pinned_set():
     init = " ".join(COMPOSE["services"]["airflow-init"]["command"])
     assert "airflow db migrate" in init and "pools import" in init and "pools.json" in init
