@@ -4,9 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SANDBOX_DIR ?= .sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint ci sandbox bench-provision lock clean
+.PHONY: venv demo test lint ci sandbox soak bench-provision lock clean
 
 venv: $(STAMP)
 
@@ -30,8 +31,13 @@ lint: venv
 demo: venv
 	@bash scripts/demo.sh
 
+# The running system over several sensor runs, lost events and an Airflow restart (~8 min).
+# SOAK_MINUTES=N to change the window, SOAK_SHAPE=distributed for Celery + PostgreSQL + Redis.
+soak: venv
+	@bash scripts/soak.sh
+
 sandbox: venv
-	$(BIN)/orderflow-sandbox serve --data-dir .sandbox
+	$(BIN)/orderflow-sandbox serve --data-dir $(SANDBOX_DIR)
 
 ci: lint test
 

@@ -15,22 +15,9 @@ import sys
 import threading
 from pathlib import Path
 
+from orderflow_sandbox.admin import admin_call
+
 DEFAULT_DATA_DIR = ".sandbox"
-
-
-def _admin(data_dir: str, system: str, method: str, path: str, body: dict | None = None) -> object:
-    import requests
-
-    from orderflow_sandbox.server import read_endpoints
-
-    endpoints = read_endpoints(data_dir)
-    if system not in endpoints:
-        raise SystemExit(f"the sandbox in {data_dir} does not run the '{system}' emulator")
-    url = endpoints[system]["admin_url"] + path
-    resp = requests.request(method, url, json=body, verify=endpoints["ca_bundle"], timeout=30)
-    if resp.status_code >= 400:
-        raise SystemExit(f"{method} {url}: HTTP {resp.status_code}: {resp.text[:500]}")
-    return resp.json() if resp.content else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -61,11 +48,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    from orderflow_sandbox.seed import seed_sandbox
+    from orderflow_sandbox.seed import seed_provisioned, seed_sandbox
 
-    summary = seed_sandbox(Path(args.data_dir), orders=args.orders, rng_seed=args.seed)
+    seed = seed_provisioned if args.provisioned else seed_sandbox
+    summary = seed(Path(args.data_dir), orders=args.orders, rng_seed=args.seed)
     summary.pop("expected", None)  # one line per order: it is in expected_outcomes_file instead
     print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from orderflow_sandbox.drift import DRIFT_EXPECTED_FILE, make_drift
+
+    expected = make_drift(Path(args.data_dir), per_category=args.per_category, rng_seed=args.seed)
+    counts: dict[str, int] = {}
+    for category in expected.values():
+        counts[category] = counts.get(category, 0) + 1
+    print(json.dumps({"counts": counts, "expected_file": str(Path(args.data_dir).resolve() / DRIFT_EXPECTED_FILE)},
+                     indent=2))
     return 0
 
 
@@ -81,9 +81,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_faults(args: argparse.Namespace) -> int:
     if args.action == "list":
-        result = _admin(args.data_dir, args.system, "GET", "/faults")
+        result = admin_call(args.data_dir, args.system, "GET", "/faults")
     elif args.action == "clear":
-        result = _admin(args.data_dir, args.system, "DELETE", "/faults")
+        result = admin_call(args.data_dir, args.system, "DELETE", "/faults")
     else:
         spec: dict = {"kind": args.kind, "target": args.target}
         if args.count is not None:
@@ -94,7 +94,7 @@ def cmd_faults(args: argparse.Namespace) -> int:
             spec["latency_ms"] = args.latency_ms
         if args.rng_seed is not None:
             spec["seed"] = args.rng_seed
-        result = _admin(args.data_dir, args.system, "POST", "/faults", spec)
+        result = admin_call(args.data_dir, args.system, "POST", "/faults", spec)
     print(json.dumps(result, indent=2))
     return 0
 
@@ -103,13 +103,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     systems = [args.system] if args.system else ["salesforce", "whmcs"]
     out = {}
     for system in systems:
-        out[system] = _admin(args.data_dir, system, "DELETE" if args.reset else "GET", "/stats")
+        out[system] = admin_call(args.data_dir, system, "DELETE" if args.reset else "GET", "/stats")
     print(json.dumps(out, indent=2))
     return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    out = {system: _admin(args.data_dir, system, "GET", "/state") for system in (args.system or "salesforce,whmcs").split(",")}
+    out = {system: admin_call(args.data_dir, system, "GET", "/state") for system in (args.system or "salesforce,whmcs").split(",")}
     print(json.dumps(out, indent=2, default=str))
     return 0
 
@@ -117,9 +117,12 @@ def cmd_dump(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="orderflow-sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="sandbox data folder (default: .sandbox)")
+    # --data-dir is accepted after the subcommand too (`serve --data-dir D`); given there, it wins.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="sandbox data folder (default: .sandbox)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the emulators until interrupted")
+    p = sub.add_parser("serve", parents=[common], help="run the emulators until interrupted")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--salesforce-port", type=int, default=0, help="0 = any free port")
     p.add_argument("--whmcs-port", type=int, default=0)
@@ -127,34 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", default="", help="comma list of salesforce,pubsub,whmcs (default: all)")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("seed", help="load the catalogue, clients, accounts and N orders in Pending Review")
+    p = sub.add_parser("seed", parents=[common], help="load the catalogue, clients, accounts and N orders in Pending Review")
     p.add_argument("--orders", type=int, default=20)
     p.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    p.add_argument("--provisioned", action="store_true",
+                   help="as if already provisioned: Salesforce Activated with WHMCS ids, WHMCS orders Active")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("approve", help="approve orders through the REST API (runs the Flow)")
+    p = sub.add_parser("drift", parents=[common],
+                       help="break K provisioned orders per reconciliation category (running sandbox)")
+    p.add_argument("--per-category", type=int, default=2)
+    p.add_argument("--seed", type=int, default=7, help="random seed (which orders are picked)")
+    p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("approve", parents=[common], help="approve orders through the REST API (runs the Flow)")
     p.add_argument("order_ids", nargs="*", metavar="ORDER_ID")
     p.add_argument("--all", action="store_true", help="every order in Pending Review")
     p.add_argument("--status", default="Approved", choices=["Approved", "Reactivate"])
     p.set_defaults(func=cmd_approve)
 
-    p = sub.add_parser("faults", help="inject, list or clear faults")
+    p = sub.add_parser("faults", parents=[common], help="inject, list or clear faults")
     p.add_argument("action", choices=["add", "list", "clear"])
     p.add_argument("--system", required=True, choices=["salesforce", "whmcs"])
-    p.add_argument("--kind", help="e.g. latency, http_500, html_200, drop, commit_then_drop, invalid_session")
-    p.add_argument("--target", default="*", help="action / endpoint name, * for all")
+    p.add_argument("--kind", help="e.g. latency, http_500, html_200, drop, commit_then_drop, invalid_session, "
+                                     "lose_event (with --target flow)")
+    p.add_argument("--target", default="*", help="action / endpoint name (flow: the approval Flow), * for all")
     p.add_argument("--count", type=int, help="fire for the next N calls (0 = unlimited)")
     p.add_argument("--probability", type=float)
     p.add_argument("--latency-ms", type=int)
     p.add_argument("--rng-seed", type=int)
     p.set_defaults(func=cmd_faults)
 
-    p = sub.add_parser("stats", help="API call counts per endpoint / action")
+    p = sub.add_parser("stats", parents=[common], help="API call counts per endpoint / action")
     p.add_argument("--system", choices=["salesforce", "whmcs"])
     p.add_argument("--reset", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("dump", help="dump the emulators' state as JSON")
+    p = sub.add_parser("dump", parents=[common], help="dump the emulators' state as JSON")
     p.add_argument("--system", help="salesforce,whmcs (default both)")
     p.set_defaults(func=cmd_dump)
     return parser

@@ -5,6 +5,8 @@
 ``drive``      seed, approve, (optionally) trigger provisioning runs through Airflow's REST API,
                wait until every order has settled, print one row per order, exit 0 only if
                every order ended as expected
+``traffic``    the interactive demo's steady approvals: a small wave every few seconds, with the
+               seed's bad apples and an occasional lost event, one line per wave, until stopped
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import mailbox
+import os
 import shlex
 import sys
 import time
@@ -107,7 +110,8 @@ class AirflowApi:
         raise SystemExit(f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s")
 
 
-def _order_states(endpoints: dict, order_ids: list[str]) -> dict[str, dict]:
+def order_states(endpoints: dict, order_ids: list[str]) -> dict[str, dict]:
+    """The Orders' activation fields and items' service ids, 200 Ids per query."""
     from orderflow_sandbox.connections import salesforce_client
 
     client = salesforce_client(endpoints)
@@ -116,14 +120,14 @@ def _order_states(endpoints: dict, order_ids: list[str]) -> dict[str, dict]:
         chunk = order_ids[start : start + 200]
         ids = ",".join(f"'{i}'" for i in chunk)
         for rec in client.query(
-            "SELECT Id, Activation_Status__c, Activation_Error_Code__c, WHMCS_Order_ID__c, "
+            "SELECT Id, Activation_Status__c, Activation_Error_Code__c, WHMCS_Order_ID__c, LastModifiedDate, "
             f"(SELECT Id, WHMCS_Service_ID__c FROM OrderItems) FROM Order WHERE Id IN ({ids})"
         ):
             rows[rec["Id"]] = rec
     return rows
 
 
-def _as_expected(expected: str, rec: dict | None) -> bool:
+def settled_as_expected(expected: str, rec: dict | None) -> bool:
     if rec is None:
         return False
     if expected == "Activated":
@@ -168,9 +172,9 @@ def cmd_drive(args: argparse.Namespace) -> int:
     deadline = started + args.timeout
     states: dict[str, dict] = {}
     while time.monotonic() < deadline:
-        states = _order_states(endpoints, order_ids)
+        states = order_states(endpoints, order_ids)
         settled = sum(1 for oid in order_ids if (states.get(oid) or {}).get("Activation_Status__c") in SETTLED)
-        if all(_as_expected(expected[oid], states.get(oid)) for oid in order_ids):
+        if all(settled_as_expected(expected[oid], states.get(oid)) for oid in order_ids):
             break
         print(f"demo: {settled}/{len(order_ids)} settled after {time.monotonic() - started:.0f}s", flush=True)
         time.sleep(5)
@@ -181,7 +185,7 @@ def cmd_drive(args: argparse.Namespace) -> int:
     good = 0
     for oid in order_ids:
         rec = states.get(oid) or {}
-        ok = _as_expected(expected[oid], rec)
+        ok = settled_as_expected(expected[oid], rec)
         good += ok
         print(
             f"{oid:<20} {expected[oid]:<24} {str(rec.get('Activation_Status__c')):<21} "
@@ -208,6 +212,36 @@ def cmd_drive(args: argparse.Namespace) -> int:
     return 0 if good == len(order_ids) and sensor_ok else 1
 
 
+# pace -> (seconds between waves, orders per wave, a bad apple every N waves, a lost event every N waves)
+TRAFFIC_PACES = {"slow": (30.0, 2, 3, 4), "busy": (15.0, 8, 2, 3)}
+
+
+def cmd_traffic(args: argparse.Namespace) -> int:
+    from orderflow_sandbox.traffic import ApprovalTraffic
+
+    interval, size, bad_every, lose_every = TRAFFIC_PACES[args.pace]
+    api = AirflowApi(args.airflow, args.user, args.password)
+    for dag_id in ("provision_order", "order_event_sensor"):
+        api.wait_for_dag(dag_id, timeout=180)
+        api.unpause(dag_id)
+    traffic = ApprovalTraffic(Path(args.sandbox))
+    sweep = os.environ.get("ORDERFLOW_SWEEP_MINUTES", "15")
+    print(f"demo traffic ({args.pace}): {size} approval(s) every {interval:.0f}s; a bad apple every {bad_every} "
+          f"waves, a lost event every {lose_every} (the sweep picks it up after {sweep} min)", flush=True)
+    wave_no = 0
+    while args.waves is None or wave_no < args.waves:
+        wave_no += 1
+        bad = 1 if wave_no % bad_every == 0 else 0
+        lose = 1 if wave_no % lose_every == 0 else 0
+        wave = traffic.approve(size, lose=lose, bad=bad)
+        notes = [f"{oid} should fail {code}" for oid, code in wave.bad_apples.items()]
+        notes += [f"{oid} lost its event (sweep)" for oid in wave.lost]
+        print(f"demo traffic: wave {wave_no} approved {', '.join(wave.order_ids)}"
+              + (f"; {'; '.join(notes)}" if notes else ""), flush=True)
+        time.sleep(interval)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orderflow_sandbox.demo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trigger", choices=["rest", "events"], default="events",
                    help="events: the sensor DAG starts the runs from the Flow's events; rest: trigger each run")
     p.set_defaults(func=cmd_drive)
+    p = sub.add_parser("traffic")
+    p.add_argument("--airflow", required=True)
+    p.add_argument("--user", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--sandbox", required=True)
+    p.add_argument("--pace", choices=sorted(TRAFFIC_PACES), default="slow")
+    p.add_argument("--waves", type=int, help="stop after N waves (default: until interrupted)")
+    p.set_defaults(func=cmd_traffic)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -7,7 +7,8 @@ a ``probability`` drawn from a seeded RNG, so fault tests are repeatable.
 
 Kinds are emulator-specific strings (``latency``, ``http_500``, ``http_502``, ``http_503``,
 ``html_200``, ``drop``, ``commit_then_drop``, ``invalid_session``, ``request_limit``,
-``unable_to_lock_row``, ``stream_reset``); each emulator decides what a kind does.
+``unable_to_lock_row``, ``stream_reset``, ``lose_event`` on target ``flow``); each emulator decides
+what a kind does.
 """
 
 from __future__ import annotations
