@@ -124,6 +124,23 @@ CREATE INDEX IF NOT EXISTS services_client ON services(clientid);
 """
 
 
+def read_admin_credentials(data_dir: str | Path) -> dict[str, str]:
+    """The full-access API credential of a (running) emulator, read from its data file without writing.
+
+    ``endpoints.json`` carries only the pipeline's least-privilege credential; tools that act as a
+    WHMCS administrator (the drift injector) use this one, as an admin would use their own.
+    """
+    path = Path(data_dir) / DB_FILE
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        row = db.execute("SELECT identifier, secret FROM api_credentials WHERE name = 'admin'").fetchone()
+    finally:
+        db.close()
+    if row is None:
+        raise FileNotFoundError(f"no WHMCS emulator credentials in {path}")
+    return {"identifier": row[0], "secret": row[1]}
+
+
 def today() -> str:
     return dt.date.today().isoformat()
 
