@@ -42,21 +42,14 @@ log = logging.getLogger(__name__)
 DRIFT_EXPECTED_FILE = "drift_expected.json"
 MARKER_PREFIX = "sfOrderId="  # the pipeline's AddOrder note, as the seed writes it
 
-DUPLICATE_IN_WHMCS = "DUPLICATE_IN_WHMCS"
-MISSING_IN_WHMCS = "MISSING_IN_WHMCS"
-IN_FLIGHT = "IN_FLIGHT"
-SF_BEHIND = "SF_BEHIND"
-STUCK_ACTIVATING = "STUCK_ACTIVATING"
-PAYMENT_RECOVERED = "PAYMENT_RECOVERED"
-WHMCS_PENDING = "WHMCS_PENDING"
-SERVICE_DRIFT = "SERVICE_DRIFT"
-ORPHAN_IN_WHMCS = "ORPHAN_IN_WHMCS"
-# Every category drift can make, in reconciliation's precedence order (first match wins).
-CATEGORIES = (DUPLICATE_IN_WHMCS, MISSING_IN_WHMCS, IN_FLIGHT, SF_BEHIND, STUCK_ACTIVATING, PAYMENT_RECOVERED,
-              WHMCS_PENDING, SERVICE_DRIFT, ORPHAN_IN_WHMCS)
-# The categories that break a healthy provisioned order (ORPHAN needs none, PAYMENT_RECOVERED a failed one).
-_ON_HEALTHY = (DUPLICATE_IN_WHMCS, MISSING_IN_WHMCS, SF_BEHIND, STUCK_ACTIVATING, WHMCS_PENDING, SERVICE_DRIFT,
-               IN_FLIGHT)
+# Every category drift can make, in reconciliation's precedence order (first match wins); a test checks
+# they are the pipeline's (orderflow.reconcile.Category) without the sandbox importing pipeline code.
+CATEGORIES = ("DUPLICATE_IN_WHMCS", "MISSING_IN_WHMCS", "IN_FLIGHT", "SF_BEHIND", "STUCK_ACTIVATING",
+              "PAYMENT_RECOVERED", "WHMCS_PENDING", "SERVICE_DRIFT", "ORPHAN_IN_WHMCS")
+# The categories that break a healthy provisioned order (ORPHAN needs none, PAYMENT_RECOVERED a failed one),
+# IN_FLIGHT last: its change must be the most recent.
+_ON_HEALTHY = ("DUPLICATE_IN_WHMCS", "MISSING_IN_WHMCS", "SF_BEHIND", "STUCK_ACTIVATING", "WHMCS_PENDING",
+               "SERVICE_DRIFT", "IN_FLIGHT")
 SF_BEHIND_AGE_MINUTES = 30  # past the 10-minute IN_FLIGHT window
 STUCK_AGE_MINUTES = 120  # past the default stuck_minutes (60)
 SOQL_ID_CHUNK = 200
@@ -124,20 +117,20 @@ class _Injector:
         healthy = self._healthy(k * len(_ON_HEALTHY))
         expected: dict[str, str] = {}
         makers: dict[str, Callable[[list[_Healthy]], None]] = {
-            DUPLICATE_IN_WHMCS: self._duplicate,
-            MISSING_IN_WHMCS: self._delete_whmcs_orders,
-            SF_BEHIND: lambda batch: self._set_activating(batch, SF_BEHIND_AGE_MINUTES),
-            STUCK_ACTIVATING: self._stuck,
-            WHMCS_PENDING: lambda batch: [self.wh.call("PendingOrder", orderid=o.whmcs_order_id) for o in batch],
-            SERVICE_DRIFT: self._service_drift,
-            IN_FLIGHT: lambda batch: self._set_activating(batch, None),  # last: its change must be recent
+            "DUPLICATE_IN_WHMCS": self._duplicate,
+            "MISSING_IN_WHMCS": self._delete_whmcs_orders,
+            "SF_BEHIND": lambda batch: self._set_activating(batch, SF_BEHIND_AGE_MINUTES),
+            "STUCK_ACTIVATING": self._stuck,
+            "WHMCS_PENDING": lambda batch: [self.wh.call("PendingOrder", orderid=o.whmcs_order_id) for o in batch],
+            "SERVICE_DRIFT": self._service_drift,
+            "IN_FLIGHT": lambda batch: self._set_activating(batch, None),  # last: its change must be recent
         }
         for n, category in enumerate(_ON_HEALTHY):
             batch = healthy[n * k:(n + 1) * k]
             makers[category](batch)
             expected.update(dict.fromkeys((o.order_id for o in batch), category))
             log.info("drift: %s on %s", category, ", ".join(o.order_id for o in batch))
-            if category == SERVICE_DRIFT:  # before IN_FLIGHT, so the orphans are older than it
+            if category == "SERVICE_DRIFT":  # before IN_FLIGHT, so the orphans are older than it
                 expected.update(self._orphans(k, healthy))
                 expected.update(self._recover_payments(recoverable))
         return expected
@@ -285,8 +278,8 @@ class _Injector:
             placed = self.wh.add_order(donor.client_id, "banktransfer", [donor.items[0] + (1,)],
                                        notes=MARKER_PREFIX + ghost, noinvoice=True, noemail=True)
             self._accept(placed.order_id)
-            out[f"whmcs:{placed.order_id}"] = ORPHAN_IN_WHMCS
-            log.info("drift: %s WHMCS order %s (note %s%s)", ORPHAN_IN_WHMCS, placed.order_id, MARKER_PREFIX, ghost)
+            out[f"whmcs:{placed.order_id}"] = "ORPHAN_IN_WHMCS"
+            log.info("drift: ORPHAN_IN_WHMCS WHMCS order %s (note %s%s)", placed.order_id, MARKER_PREFIX, ghost)
         return out
 
     def _recover_payments(self, recoverable: dict[int, list[str]]) -> dict[str, str]:
@@ -295,6 +288,6 @@ class _Injector:
             self.wh.call("AddPayMethod", clientid=client, type="BankAccount", bank_name="Sandbox Bank",
                          bank_code="0001", bank_account=f"{self.rng.randrange(10**7):07d}",
                          description="Added by the customer (drift)")
-            out.update(dict.fromkeys(order_ids, PAYMENT_RECOVERED))
-            log.info("drift: %s for client %s (orders %s)", PAYMENT_RECOVERED, client, ", ".join(order_ids))
+            out.update(dict.fromkeys(order_ids, "PAYMENT_RECOVERED"))
+            log.info("drift: PAYMENT_RECOVERED for client %s (orders %s)", client, ", ".join(order_ids))
         return out

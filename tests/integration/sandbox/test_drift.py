@@ -82,6 +82,12 @@ def test_every_category_is_made_k_times_and_written_down(drifted: dict) -> None:
     assert set(expected) - set(drifted["seed"]["expected"]) == set(_keys(drifted, "ORPHAN_IN_WHMCS"))
 
 
+def test_drift_categories_are_the_pipelines() -> None:
+    from orderflow.reconcile import Category
+
+    assert list(CATEGORIES) == [c.value for c in Category if c is not Category.IN_SYNC]
+
+
 def test_too_small_a_seed_is_refused_before_anything_changes(drifted: dict) -> None:
     assert drifted["untouched"]
 
