@@ -3,23 +3,23 @@
 Connection mapping: ``login`` = username; extras (short or ``extra__salesforce__``-prefixed, as the
 provider's SalesforceHook reads them): ``consumer_key``, ``private_key`` or ``private_key_file_path``,
 ``instance_url``, ``version``, plus ``login_url``, ``pubsub_endpoint``, ``ca_bundle``,
-``tenant_id``/``org_id`` and ``token_cache_path``. The hook wraps :class:`SalesforceClient`.
+``tenant_id``/``org_id`` and ``token_cache_path``. The hook builds the clients; callers use them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from orderflow.errors import ErrorCode, PermanentError
+from orderflow.errors import ErrorCode, OrderflowError, PermanentError, mask_registered_secrets, safe_message
 from orderflow.salesforce.client import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL, SalesforceClient
-from orderflow.salesforce.records import SaveResult
 from orderflow.salesforce.token_cache import TokenCache
+
+if TYPE_CHECKING:  # grpc is heavy: imported when a Pub/Sub client is built
+    from orderflow.salesforce.pubsub import PubSubClient
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,12 @@ def client_from_connection(conn: Any) -> SalesforceClient:
 
 
 class SalesforceJwtHook(BaseHook):
-    """Salesforce REST through the JWT bearer flow with a token cache shared by all task processes."""
+    """Builds the org's clients from a ``salesforce`` connection and tests it; callers use the clients.
+
+    ``get_conn()`` is the REST :class:`SalesforceClient` (JWT bearer login, token cache shared by
+    all task processes); ``get_pubsub_client()`` a Pub/Sub client on the same login. Call the
+    client, not the hook: ``hook.get_conn().query(...)``.
+    """
 
     conn_name_attr = "salesforce_conn_id"
     default_conn_name = "salesforce_default"
@@ -75,71 +80,76 @@ class SalesforceJwtHook(BaseHook):
         self._client: SalesforceClient | None = None
 
     def get_conn(self) -> SalesforceClient:
+        """The REST client (built once per hook; no network call until it is used)."""
         if self._client is None:
             self._client = client_from_connection(self.get_connection(self.salesforce_conn_id))
+            mask_registered_secrets()  # Airflow is loaded here, whatever was imported first
         return self._client
 
-    @property
-    def client(self) -> SalesforceClient:
-        return self.get_conn()
+    def get_pubsub_client(
+        self,
+        access_token_provider: Callable[[], str] | None = None,
+        on_auth_error: Callable[[], None] | None = None,
+        **options: Any,
+    ) -> PubSubClient:
+        """A Pub/Sub API client on the REST client's login and token cache.
 
-    # -- what the Pub/Sub client and the tasks use
+        By default it takes tokens from the shared cache and, when Pub/Sub refuses one, drops it
+        so the next call logs in again; pass ``access_token_provider``/``on_auth_error`` to
+        manage tokens yourself (the async trigger does). ``options`` go to :class:`PubSubClient`.
+        """
+        from orderflow.salesforce.pubsub import PubSubClient
+
+        rest = self.get_conn()
+        if not rest.pubsub_endpoint:
+            raise PermanentError(
+                ErrorCode.SALESFORCE_CONFIGURATION_ERROR,
+                f"connection {self.salesforce_conn_id!r} needs extra pubsub_endpoint (host:port of the Pub/Sub API)",
+            )
+        return PubSubClient(
+            rest.pubsub_endpoint,
+            access_token_provider or rest.get_access_token,
+            rest.instance_url,
+            rest.org_id or "",
+            rest.ca_bundle,
+            on_auth_error=rest.invalidate_token if on_auth_error is None else on_auth_error,
+            **options,
+        )
+
+    # -- Forwards still used by the event path (include/orderflow/events/tasks.py and trigger.py).
+    # They go once that path builds its clients with get_pubsub_client() / get_conn(); new code
+    # must not use them.
     def get_access_token(self) -> str:
-        return self.client.get_access_token()
+        return self.get_conn().get_access_token()
 
     def invalidate_token(self) -> None:
-        self.client.invalidate_token()
+        self.get_conn().invalidate_token()
 
     @property
     def instance_url(self) -> str:
-        return self.client.instance_url
+        return self.get_conn().instance_url
 
     @property
     def org_id(self) -> str | None:
-        return self.client.org_id
+        return self.get_conn().org_id
 
     @property
     def pubsub_endpoint(self) -> str | None:
-        return self.client.pubsub_endpoint
+        return self.get_conn().pubsub_endpoint
 
     @property
     def ca_bundle(self) -> str | None:
-        return self.client.ca_bundle
+        return self.get_conn().ca_bundle
 
-    @property
-    def api_calls(self) -> Counter[str]:
-        return self.client.api_calls
-
-    @property
-    def logins(self) -> int:
-        return self.client.logins
-
-    # -- REST
     def query(self, soql: str, include_deleted: bool = False) -> list[dict]:
-        return self.client.query(soql, include_deleted=include_deleted)
-
-    def iter_query(self, soql: str, include_deleted: bool = False, batch_size: int | None = None) -> Iterator[dict]:
-        return self.client.iter_query(soql, include_deleted=include_deleted, batch_size=batch_size)
-
-    def get(self, sobject: str, record_id: str, fields: list[str] | None = None) -> dict:
-        return self.client.get(sobject, record_id, fields)
-
-    def update(self, sobject: str, record_id: str, fields: dict) -> None:
-        self.client.update(sobject, record_id, fields)
-
-    def update_collection(self, records: list[dict], all_or_none: bool = False, sobject: str | None = None) -> list[SaveResult]:
-        return self.client.update_collection(records, all_or_none=all_or_none, sobject=sobject)
-
-    def bulk_query_to_file(self, soql: str, path: str | Path, **kwargs: Any) -> int:
-        return self.client.bulk_query_to_file(soql, path, **kwargs)
-
-    def publish_event(self, event: str, fields: dict) -> dict:
-        return self.client.publish_event(event, fields)
+        return self.get_conn().query(soql, include_deleted=include_deleted)
 
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's Test button: one login and one query."""
         try:
-            self.client.count("SELECT COUNT() FROM Account")
-        except Exception as exc:  # noqa: BLE001 - the UI shows the message
-            return False, str(exc)
+            self.get_conn().count("SELECT COUNT() FROM Account")
+        except OrderflowError as exc:
+            return False, str(exc)  # "CODE: safe message"
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message, scrubbed
+            return False, safe_message(f"{type(exc).__name__}: {exc}")
         return True, "Connection successfully tested"
