@@ -1,6 +1,7 @@
 """Bulk API 2.0 query jobs: create, poll (UploadComplete -> InProgress -> JobComplete), CSV results.
 
-Results are written once to ``<data_dir>/bulk/<jobId>.csv`` and served in pages: ``maxRecords`` per
+Results are written once to ``<data_dir>/bulk/<jobId>.csv`` (streamed, a chunk of rows at a time,
+so 700,000 OrderItems do not sit in memory) and served in pages: ``maxRecords`` per
 request, ``Sforce-Locator`` for the next page (the literal ``null`` at the end) and
 ``Sforce-NumberOfRecords`` on every page, as simple-salesforce's ``bulk2`` requires.
 """
@@ -9,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
+import datetime as dt
 import io
 import logging
 import threading
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +32,7 @@ log = logging.getLogger(__name__)
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 DEFAULT_MAX_RECORDS = 50_000
+STREAM_CHUNK = 20_000  # rows evaluated at a time when a query job streams (see BulkJobs._evaluate)
 
 
 class BulkError(Exception):
@@ -50,7 +56,7 @@ class QueryJob:
     records: int = 0
     error: str | None = None
     path: Path | None = None
-    offsets: list[int] = field(default_factory=list)  # byte offset of each data row (header excluded)
+    offsets: array = field(default_factory=lambda: array("q"))  # byte offset of each data row (header excluded)
     header: bytes = b""
     polled: int = 0
 
@@ -79,16 +85,31 @@ class QueryJob:
 
 
 def _csv_value(f: soql_mod.Field, value: Any) -> str:
-    if value is None:
-        return ""
+    return "" if value is None else _csv_converter(f)(value)
+
+
+def _csv_converter(f: soql_mod.Field) -> Callable[[Any], str]:
+    """How one field's non-null value is written (decided once per column, not per cell)."""
     if f.type == "boolean":
-        return "true" if value else "false"
+        return lambda v: "true" if v else "false"
     if f.type in ("double", "currency", "int"):
-        number = float(value)
-        return str(int(number)) if (f.scale == 0 and number.is_integer()) else repr(number)
+        def number(v: Any) -> str:
+            n = float(v)
+            return str(int(n)) if (f.scale == 0 and n.is_integer()) else repr(n)
+        return number
     if f.type == "datetime":
-        return str(value).replace("+0000", "Z")
-    return str(value)
+        return lambda v: str(v).replace("+0000", "Z")
+    return str
+
+
+def _own_columns(schema: dict, query: soql_mod.Query) -> list[str]:
+    """The base object's columns a query reads: selected and filtered fields, and the lookups it follows."""
+    paths = list(query.fields) + [node.path for node in soql_mod._walk(query.where)]
+    names = {"Id", "IsDeleted"}
+    for path in paths:
+        rp = soql_mod.resolve_path(schema, query.sobject, path)
+        names.add(rp.hops[0][1].name if rp.hops else rp.field.name)
+    return sorted(names)
 
 
 class BulkJobs:
@@ -135,14 +156,14 @@ class BulkJobs:
     def _run(self, job: QueryJob, query: soql_mod.Query) -> None:
         job.state = "InProgress"
         try:
-            result = self.org.query_rows(job.query, include_deleted=job.operation == "queryAll")
             self.dir.mkdir(parents=True, exist_ok=True)
             path = self.dir / f"{job.id}.csv"
             paths = [p for p in query.select_order if isinstance(p, tuple)]
             resolved = [soql_mod.resolve_path(self.org.schema, query.sobject, p) for p in paths]
             header = [".".join([*rp.chain, rp.field.name]) for rp in resolved]
+            columns = [(rp.field.name, rp.chain, _csv_converter(rp.field)) for rp in resolved]
             sep, eol = DELIMITERS[job.column_delimiter], LINE_ENDINGS[job.line_ending]
-            offsets: list[int] = []
+            offsets = array("q")
             with path.open("wb") as fh:
                 buf = io.StringIO()
                 writer = csv.writer(buf, delimiter=sep, lineterminator=eol, quoting=csv.QUOTE_MINIMAL)
@@ -150,20 +171,32 @@ class BulkJobs:
                 job.header = buf.getvalue().encode()
                 fh.write(job.header)
                 pos = len(job.header)
-                for row in result.rows:
+                for rows, rels in self._evaluate(job, query):
                     buf.seek(0)
                     buf.truncate()
-                    values = []
-                    for rp in resolved:
-                        if rp.hops:
-                            parent = result.rels[rp.chain].get(row["Id"])
-                            value = None if parent is None else parent.get(rp.field.name)
-                        else:
-                            value = row.get(rp.field.name)
-                        values.append(_csv_value(rp.field, value))
-                    writer.writerow(values)
-                    data = buf.getvalue().encode()
-                    offsets.append(pos)
+                    starts = []
+                    for row in rows:
+                        starts.append(buf.tell())
+                        values = []
+                        for name, chain, convert in columns:
+                            if chain:
+                                parent = rels[chain].get(row["Id"])
+                                value = None if parent is None else parent.get(name)
+                            else:
+                                value = row.get(name)
+                            values.append("" if value is None else convert(value))
+                        writer.writerow(values)
+                    text = buf.getvalue()
+                    if text.isascii():  # character offsets are byte offsets: one encode per chunk
+                        offsets.extend(pos + start for start in starts)
+                        data = text.encode()
+                    else:
+                        parts, size = [], 0
+                        for start, end in zip(starts, [*starts[1:], len(text)], strict=True):
+                            offsets.append(pos + size)
+                            parts.append(text[start:end].encode())
+                            size += len(parts[-1])
+                        data = b"".join(parts)
                     fh.write(data)
                     pos += len(data)
             job.path, job.offsets, job.records = path, offsets, len(offsets)
@@ -173,6 +206,39 @@ class BulkJobs:
         except Exception as exc:  # noqa: BLE001 - a failed job reports, it does not crash the server
             log.exception("bulk job %s failed", job.id)
             job.state, job.error = "Failed", f"UNKNOWN_EXCEPTION: {type(exc).__name__}"
+
+    def _evaluate(self, job: QueryJob, query: soql_mod.Query) -> Iterator[tuple[list[dict], dict]]:
+        """The job's rows in chunks of :data:`STREAM_CHUNK` (with their parent rows), so memory stays flat.
+
+        Without ORDER BY, rows stream in storage order, a chunk of the table at a time, and each
+        chunk is filtered and joined to its parents on its own: a 700,000-row extract never holds
+        more than one chunk. A query with ORDER BY has to see every row first and is evaluated whole.
+        """
+        include_deleted = job.operation == "queryAll"
+        if query.order_by:
+            result = self.org.query_rows(job.query, include_deleted=include_deleted)
+            yield result.rows, result.rels
+            return
+        from orderflow_sandbox.salesforce.org import _Source
+
+        source = _Source(self.org, include_deleted)
+        unlimited = dataclasses.replace(query, limit=None, offset=None)
+        remaining = query.limit
+        now = dt.datetime.now(dt.UTC)
+        deleted = "" if include_deleted else " AND IsDeleted = 0"
+        cols = ", ".join(f'"{c}"' for c in _own_columns(self.org.schema, query))
+        sql = f'SELECT rowid AS "_rowid", {cols} FROM "{query.sobject}" WHERE rowid > ?{deleted} ORDER BY rowid LIMIT ?'  # noqa: S608
+        last = -1
+        while remaining is None or remaining > 0:
+            chunk = self.org._rows(query.sobject, sql, [last, STREAM_CHUNK])
+            if not chunk:
+                return
+            last = chunk[-1]["_rowid"]
+            rows, rels = soql_mod._filter_sort(unlimited, self.org.schema, source, chunk, now)
+            if remaining is not None:
+                rows = rows[:remaining]
+                remaining -= len(rows)
+            yield rows, rels
 
     def get(self, job_id: str) -> QueryJob:
         rid = normalize_id(job_id) or job_id
