@@ -67,6 +67,7 @@ def wait_until_settled(poller, order_ids: list[str], deadline: float, clock=time
 
 def run_baseline(endpoints: dict, order_ids: list[str], tmp: Path) -> dict:
     from orderflow.provisioning import steps
+    from orderflow.provisioning.order import build_plan
     from orderflow.salesforce.token_cache import TokenCache
     from orderflow_sandbox.connections import salesforce_client, whmcs_client
 
@@ -76,7 +77,7 @@ def run_baseline(endpoints: dict, order_ids: list[str], tmp: Path) -> dict:
     started = time.monotonic()
     for oid in order_ids:
         order = steps.load_order(sf, oid)
-        plan = steps.plan_order(order)
+        plan = build_plan(order)
         gateway = steps.check_payment_method(wh, plan.client_id)
         ref = steps.find_or_create_whmcs_order(wh, order, plan, gateway)
         ref = steps.accept_whmcs_order(wh, ref)

@@ -189,12 +189,6 @@ class SessionExpired(TransientError):
         super().__init__(ErrorCode.SALESFORCE_UNAVAILABLE, message)
 
 
-def error_for(code: ErrorCode, message: str) -> OrderflowError:
-    """Build the right exception class for a code."""
-    code = ErrorCode(code)
-    return TransientError(code, message) if code.transient else PermanentError(code, message)
-
-
 # --------------------------------------------------------------------------- transport
 
 def classify_transport_error(system: str, exc: BaseException) -> OrderflowError:

@@ -17,10 +17,10 @@ from orderflow.errors import (
     PermanentError,
     TransientError,
     WhmcsOrderNotPending,
-    classify_salesforce_record_error,
     safe_message,
 )
-from orderflow.provisioning.order import OrderSnapshot, ProvisioningPlan, build_plan, query_for
+from orderflow.provisioning.order import OrderSnapshot, ProvisioningPlan, query_for
+from orderflow.salesforce.records import SaveResult
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ LIVE_ORDER_STATUSES = {"Pending", "Active"}  # Cancelled / Fraud orders don't co
 
 class SalesforceApi(Protocol):
     def query(self, soql: str) -> list[dict]: ...
-    def update_collection(self, records: list[dict], all_or_none: bool = ...) -> list[Any]: ...
+    def update_collection(self, records: list[dict], all_or_none: bool = ...) -> list[SaveResult]: ...
     def update(self, sobject: str, record_id: str, fields: dict) -> None: ...
 
 
@@ -70,10 +70,6 @@ def skip_reason(order: OrderSnapshot) -> str | None:
             "nothing to provision (already handled, or not approved)"
         )
     return None
-
-
-def plan_order(order: OrderSnapshot) -> ProvisioningPlan:
-    return build_plan(order)
 
 
 # --------------------------------------------------------------------------- step 2
@@ -213,17 +209,15 @@ def write_back(sf: SalesforceApi, order: OrderSnapshot, ref: WhmcsOrderRef) -> N
     _raise_first_record_error(results)
 
 
-def _raise_first_record_error(results: list[Any]) -> None:
-    for result in results:
-        success = result.get("success") if isinstance(result, dict) else getattr(result, "success", True)
-        if success:
-            continue
-        errors = result.get("errors") if isinstance(result, dict) else getattr(result, "errors", [])
-        first = (errors or [{}])[0]
-        if first.get("statusCode") == "ALL_OR_NONE_OPERATION_ROLLED_BACK":
+def _raise_first_record_error(results: list[SaveResult]) -> None:
+    """Raise the classified error of the record that failed (all-or-none: the others only rolled back)."""
+    failed = [result for result in results if not result.success]
+    for result in failed:
+        if result.error_code == "ALL_OR_NONE_OPERATION_ROLLED_BACK":
             continue  # the real cause is on another record
-        raise classify_salesforce_record_error(first)
-    failed = [r for r in results if not (r.get("success") if isinstance(r, dict) else getattr(r, "success", True))]
+        raise result.error() or PermanentError(
+            ErrorCode.SALESFORCE_WRITE_FAILED, "Salesforce refused the write-back without saying why"
+        )
     if failed:
         raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, "Salesforce rolled back the write-back")
 

@@ -8,6 +8,8 @@ classified by :mod:`orderflow.errors`; ``INVALID_SESSION_ID`` triggers one re-lo
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import re
 import threading
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 import jwt
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceError
+from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 
 from orderflow.errors import (
     ErrorCode,
@@ -34,7 +36,7 @@ from orderflow.errors import (
     safe_message,
 )
 from orderflow.salesforce.records import SaveResult
-from orderflow.salesforce.token_cache import CachedToken, MemoryTokenCache, TokenCache, cache_key
+from orderflow.salesforce.token_cache import CachedToken, TokenCache, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +69,19 @@ def endpoint_name(method: str, url: str) -> str:
 
 
 class _PinnedCaSession(requests.Session):
-    """A Session whose ``verify`` wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``.
+    """A Session whose ``verify`` wins over ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``, with a default timeout.
 
     Plain requests lets those environment variables replace ``session.verify`` on every request,
-    which would silently drop the org's CA bundle on hosts that set them.
+    which would silently drop the org's CA bundle on hosts that set them. simple-salesforce's
+    Bulk 2.0 handler sends no timeout, so a request without one gets ``default_timeout``.
     """
+
+    default_timeout: float | None = None
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        if kwargs.get("timeout") is None and self.default_timeout is not None:
+            kwargs["timeout"] = self.default_timeout
+        return super().request(method, url, *args, **kwargs)
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
@@ -145,6 +155,7 @@ class SalesforceClient:
     def _make_session(self) -> requests.Session:
         session = _PinnedCaSession()
         session.verify = self.ca_bundle if self.ca_bundle else True
+        session.default_timeout = self.timeout
         session.hooks["response"].append(self._count)
         return session
 
@@ -309,10 +320,6 @@ class SalesforceClient:
         """
         return self._collection("PATCH", "collection update", records, all_or_none, sobject)
 
-    def create_collection(self, records: list[dict], all_or_none: bool = False, sobject: str | None = None) -> list[SaveResult]:
-        """POST ``/composite/sobjects`` in chunks of 200."""
-        return self._collection("POST", "collection create", records, all_or_none, sobject)
-
     def _collection(
         self, method: str, what: str, records: list[dict], all_or_none: bool, sobject: str | None
     ) -> list[SaveResult]:
@@ -339,56 +346,82 @@ class SalesforceClient:
 
     # ------------------------------------------------------------------ Bulk API 2.0
 
-    def bulk_query_to_file(self, soql: str, path: str | Path, include_deleted: bool = False,
-                           max_records: int = 50_000, poll_interval: float = 0.5, timeout: float = 3600.0) -> int:
+    def iter_bulk_query(
+        self, soql: str, include_deleted: bool = False, max_records: int = 50_000, poll_interval: float = 0.5
+    ) -> Iterator[str]:
+        """CSV text of each result page of one Bulk 2.0 query job; every page starts with the header line.
+
+        Runs on simple-salesforce's Bulk 2.0 handler over this client's session (TLS bundle,
+        call counter, timeout). Failures are classified like every other call: a job that ends
+        Failed/Aborted is a bad query (permanent); an expired session before the first page logs
+        in again once and restarts the job.
+        """
+        sobject = _bulk_sobject(soql)
+        what = f"Bulk 2.0 query of {sobject}"
+        for attempt in (1, 2):
+            started = False
+            try:
+                handler = getattr(self.simple_salesforce().bulk2, sobject)
+                run = handler.query_all if include_deleted else handler.query
+                for page in run(soql, max_records=max_records, wait=poll_interval):
+                    started = True
+                    yield str(page)
+                return
+            except SalesforceOperationError as exc:
+                err: OrderflowError = _bulk_job_error(what, exc)
+            except SalesforceError as exc:
+                err = classify_salesforce_response(exc.status, exc.content, what)
+            except requests.RequestException as exc:
+                err = classify_transport_error("salesforce", exc)
+            except (ValueError, KeyError) as exc:  # an answer that is not the Bulk 2.0 shape
+                err = TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"{what}: unexpected response: {exc}")
+            if isinstance(err, SessionExpired) and attempt == 1 and not started:
+                log.info("%s: session expired or invalid; logging in again", what)
+                self.invalidate_token()
+                continue
+            raise err
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def bulk_query_to_file(
+        self,
+        soql: str,
+        path: str | Path,
+        include_deleted: bool = False,
+        max_records: int = 50_000,
+        poll_interval: float = 0.5,
+    ) -> int:
         """Run a Bulk 2.0 query job and write its CSV (one header) to ``path``; returns the row count."""
-        job = self._call("bulk create", lambda sf: sf.restful(
-            "jobs/query", method="POST",
-            json={"operation": "queryAll" if include_deleted else "query", "query": soql,
-                  "contentType": "CSV", "columnDelimiter": "COMMA", "lineEnding": "LF"},
-            timeout=self.timeout))
-        job_id = job["id"]
-        deadline = time.monotonic() + timeout
-        delay = min(poll_interval, 0.2)
-        while True:
-            info = self._call("bulk poll", lambda sf: sf.restful(f"jobs/query/{job_id}", timeout=self.timeout))
-            state = info.get("state")
-            if state == "JobComplete":
-                break
-            if state in ("Failed", "Aborted"):
-                raise PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR,
-                                     f"Bulk query job {job_id} {state}: {safe_message(info.get('errorMessage', ''))}")
-            if time.monotonic() > deadline:
-                raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"Bulk query job {job_id} still {state} after {timeout:.0f}s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, max(poll_interval, 0.2) * 4)
         rows = 0
-        locator = ""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", newline="", encoding="utf-8") as out:
             first = True
-            while True:
-                params: dict[str, Any] = {"maxRecords": max_records}
-                if locator:
-                    params["locator"] = locator
-                resp = self._call("bulk results", lambda sf, p=params: sf._call_salesforce(
-                    "GET", f"{sf.base_url}jobs/query/{job_id}/results", name="bulk", params=p,
-                    headers={"Accept": "text/csv"}, timeout=self.timeout))
-                text = resp.content.decode("utf-8")
-                count = int(resp.headers.get("Sforce-NumberOfRecords", "0"))
-                if not first:  # every page repeats the header line (field names: no embedded newlines)
-                    text = text.split("\n", 1)[1] if "\n" in text else ""
-                out.write(text)
-                first = False
-                rows += count
-                locator = resp.headers.get("Sforce-Locator", "null")
-                if not locator or locator == "null":
-                    break
-        log.info("Bulk query job %s: %d rows written to %s", job_id, rows, target)
+            for page in self.iter_bulk_query(soql, include_deleted, max_records, poll_interval):
+                header, _, body = page.partition("\n")
+                if first:
+                    out.write(header + "\n")
+                    first = False
+                if body:  # field names hold no newlines; values may, so count records with csv
+                    out.write(body if body.endswith("\n") else body + "\n")
+                    rows += sum(1 for _ in csv.reader(io.StringIO(body)))
+        log.info("Bulk query: %d rows written to %s", rows, target)
         return rows
 
 
-def memory_cache() -> TokenCache:
-    """A per-process token cache (tests, one-off scripts)."""
-    return MemoryTokenCache()
+_FROM_RE = re.compile(r"\bFROM\s+([A-Za-z][A-Za-z0-9_]*)", re.I)
+
+
+def _bulk_sobject(soql: str) -> str:
+    """The queried object (simple-salesforce addresses Bulk 2.0 handlers by object)."""
+    match = _FROM_RE.search(soql)
+    if not match:
+        raise ValueError(f"soql must be a SELECT ... FROM <object> query, got {soql[:80]!r}")
+    return match.group(1)
+
+
+def _bulk_job_error(what: str, exc: SalesforceOperationError) -> OrderflowError:
+    """A job that ended Failed/Aborted is a bad query; one still running at the handler's limit is transient."""
+    text = f"{what}: {safe_message(exc)}"
+    if str(exc).startswith("Job timeout"):
+        return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, text)
+    return PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, text)

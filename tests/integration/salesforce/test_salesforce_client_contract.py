@@ -163,6 +163,25 @@ def test_collection_all_or_none_rolls_back(sf: SfEnv, fresh_order) -> None:
     assert client.get("Order", good)["WHMCS_Order_ID__c"] is None
 
 
+def test_write_back_raises_the_failing_records_error_not_the_roll_back(sf: SfEnv, fresh_order) -> None:
+    """Provisioning's write-back: all or none, and the error names the record that failed."""
+    import dataclasses
+
+    from orderflow.provisioning import steps
+
+    client = sf.client()
+    order = steps.load_order(client, fresh_order())
+    missing_item = "802" + "5g" + "ZZZZZZZZZZ"  # well-formed, does not exist
+    order = dataclasses.replace(order, lines=(dataclasses.replace(order.lines[0], item_id=missing_item),
+                                              *order.lines[1:]))
+    ref = steps.WhmcsOrderRef("9001", tuple(f"70{i}" for i in range(len(order.lines))), created=True, status="Active")
+    with pytest.raises(PermanentError) as err:
+        steps.write_back(client, order, ref)
+    assert err.value.code is ErrorCode.SALESFORCE_WRITE_FAILED
+    assert "INVALID_CROSS_REFERENCE_KEY" in err.value.message  # not ALL_OR_NONE_OPERATION_ROLLED_BACK
+    assert client.get("Order", order.order_id)["WHMCS_Order_ID__c"] is None  # the Order was rolled back
+
+
 def test_collection_update_mixed_types_in_chunks_of_200(sf: SfEnv) -> None:
     client = sf.client()
     orders = sf.orders()[-300:]
@@ -226,6 +245,14 @@ def test_bulk_query_to_file(sf: SfEnv, tmp_path: Path) -> None:
     assert all(r["Account.WH_Account__c"] == "" for r in data if r["Id"] in unlinked)
     assert data[0]["CreatedDate"].endswith("Z")
     assert client.api_calls["bulk"] >= 1 + 1 + 3  # create, poll(s), three result pages
+
+
+def test_bulk_query_logs_in_again_once_when_the_session_expired(sf: SfEnv, tmp_path: Path) -> None:
+    client = sf.client()
+    client.query("SELECT Id FROM Order LIMIT 1")
+    sf.fault("invalid_session", target="bulk")
+    rows = client.bulk_query_to_file("SELECT Id FROM Order", tmp_path / "orders.csv", poll_interval=0.05)
+    assert rows == len(sf.seed["expected"]) and client.logins == 2
 
 
 def test_bulk_query_rejects_child_subquery(sf: SfEnv, tmp_path: Path) -> None:
