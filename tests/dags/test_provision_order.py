@@ -147,6 +147,27 @@ def test_duplicate_whmcs_orders_fail_and_nothing_new_is_created(dagbag, env):
     assert len(env.whmcs_orders_for(oid)) == 2
 
 
+def test_order_noted_with_the_15_char_id_is_reused_and_a_longer_id_is_not(dagbag, env):
+    """Ops may paste the 15-character id into a WHMCS note: it is the same record, so no second order."""
+    oid = env.take("Activated")
+    env.approve(oid)
+    client_id = int(env.order(oid)["Account"]["WH_Account__c"].split()[0].lstrip("#"))
+    items = env.sf.query(
+        "SELECT Quantity, Product2.WH_Product_ID__c, Product2.Billing_Cycle__c FROM OrderItem "
+        f"WHERE OrderId = '{oid}' ORDER BY Id"
+    )
+    lines = [(int(i["Product2"]["WH_Product_ID__c"]), i["Product2"]["Billing_Cycle__c"].lower(),
+              max(1, int(i["Quantity"]))) for i in items]
+    env.wh_admin.add_order(client_id, "banktransfer", lines, notes=f"sfOrderId={oid[:15]}B")  # another id
+    placed = env.wh_admin.add_order(client_id, "banktransfer", lines, notes=f"by ops\nsfOrderId={oid[:15]}, ticket 7")
+    adds_before = env.stats("whmcs").get("AddOrder", 0)
+    dr, states, _ = run(dagbag, oid)
+    assert dr.state == "success", states
+    order = assert_activated(env, oid)  # exactly one WHMCS order carries the marker
+    assert order["WHMCS_Order_ID__c"] == placed.order_id
+    assert env.stats("whmcs").get("AddOrder", 0) == adds_before
+
+
 def test_module_error_retries_then_fails_with_provisioning_failed(dagbag, env):
     oid = env.take("Activated")
     env.approve(oid)
