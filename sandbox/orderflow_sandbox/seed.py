@@ -14,9 +14,11 @@ older than reconciliation's "changed in the last 10 minutes" window.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from orderflow_sandbox.catalogue import CATALOGUE, UNMAPPED_PRODUCT, CatalogueProduct
@@ -189,23 +191,21 @@ def _seed(data_dir: Path, whmcs, org, orders: int, rng: random.Random, history: 
         item_specs.append(products)
         outcomes.append(kind or ACTIVATED)
 
-    def item_rows_for(oids: list[str], service_ids: list[list[int]] | None = None) -> list[dict]:
-        return [
+    def item_rows_for(oids: list[str], service_ids: list[list[int]] | None = None) -> Iterator[dict]:
+        return (
             {"OrderId": oid, "Product2Id": by_sku[p.sku], "PricebookEntryId": entries[by_sku[p.sku]],
              "Quantity": 1.0, "UnitPrice": float(p.price),
              **(_item_history(order_rows[n], service_ids[n][k]) if service_ids is not None else {})}
             for n, (oid, products) in enumerate(zip(oids, item_specs, strict=True)) for k, p in enumerate(products)
-        ]
+        )
 
     whmcs_counts = {"whmcs_orders": 0, "whmcs_services": 0}
     if history is None:
-        order_ids = org.bulk_insert("Order", order_rows) if order_rows else []
-        item_rows = item_rows_for(order_ids)
-        for start in range(0, len(item_rows), 50_000):
-            org.bulk_insert("OrderItem", item_rows[start:start + 50_000])
+        order_ids = _insert_all(org, "Order", order_rows)
+        n_items = _insert_in_batches(org, "OrderItem", item_rows_for(order_ids))
     else:
         client_by_account = dict(zip(account_ids, [*client_ids, *nopay_client_ids], strict=False))
-        order_ids, item_rows = _seed_provisioned_orders(
+        order_ids, n_items = _seed_provisioned_orders(
             whmcs, org, history, order_rows, item_specs, outcomes, client_by_account, item_rows_for, whmcs_counts)
 
     if history is None:
@@ -223,7 +223,7 @@ def _seed(data_dir: Path, whmcs, org, orders: int, rng: random.Random, history: 
         "accounts": len(account_ids),
         "accounts_without_wh_account": unlinked_accounts,
         "orders": len(order_ids),
-        "order_items": len(item_rows),
+        "order_items": n_items,
         "outcome_counts": {k: len(v) for k, v in sorted(by_outcome.items())},
         "bad_apples": {k: v for k, v in sorted(by_outcome.items()) if k != ACTIVATED},
         "expected_outcomes_file": str(data_dir / EXPECTED_FILE),
@@ -236,6 +236,23 @@ def _seed(data_dir: Path, whmcs, org, orders: int, rng: random.Random, history: 
 
 
 # ---------------------------------------------------------------------- provisioned history
+
+
+def _insert_in_batches(org, sobject: str, rows: Iterator[dict], size: int = 50_000) -> int:
+    """Bulk-insert rows 50,000 at a time (never all of them in memory); return how many."""
+    n = 0
+    while batch := list(itertools.islice(rows, size)):
+        org.bulk_insert(sobject, batch)
+        n += len(batch)
+    return n
+
+
+def _insert_all(org, sobject: str, rows: list[dict], size: int = 50_000) -> list[str]:
+    """Bulk-insert ``rows`` in batches (bounded memory for the storage form); return their ids in order."""
+    ids: list[str] = []
+    for start in range(0, len(rows), size):
+        ids += org.bulk_insert(sobject, rows[start:start + size])
+    return ids
 
 
 def _stamp(value: dt.datetime) -> str:
@@ -257,7 +274,7 @@ def _ordernum(orderid: int) -> str:
 
 def _seed_provisioned_orders(whmcs, org, history: random.Random, order_rows: list[dict],
                              item_specs: list[list[CatalogueProduct]], outcomes: list[str],
-                             client_by_account: dict[str, int], item_rows_for, counts: dict) -> tuple[list[str], list[dict]]:
+                             client_by_account: dict[str, int], item_rows_for, counts: dict) -> tuple[list[str], int]:
     """Write the Salesforce orders as provisioned (or failed) and their WHMCS orders and services.
 
     WHMCS ids are reserved inside one WHMCS write transaction, so the Salesforce rows can name them
@@ -289,7 +306,7 @@ def _seed_provisioned_orders(whmcs, org, history: random.Random, order_rows: lis
                             "Activation_Error_Message__c": _failure_message(outcome, row, products, client_by_account)})
                 whmcs_ids.append(None)
                 service_ids.append([None] * len(products))
-        order_ids = org.bulk_insert("Order", order_rows) if order_rows else []
+        order_ids = _insert_all(org, "Order", order_rows)
 
         order_tuples, service_tuples = [], []
         for oid, row, products, wid, sids in zip(order_ids, order_rows, item_specs, whmcs_ids, service_ids, strict=True):
@@ -315,10 +332,8 @@ def _seed_provisioned_orders(whmcs, org, history: random.Random, order_rows: lis
             "VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, 'Active', ?)", service_tuples)
         counts.update(whmcs_orders=len(order_tuples), whmcs_services=len(service_tuples))
 
-        item_rows = item_rows_for(order_ids, service_ids)
-        for start in range(0, len(item_rows), 50_000):
-            org.bulk_insert("OrderItem", item_rows[start:start + 50_000])
-    return order_ids, item_rows
+        n_items = _insert_in_batches(org, "OrderItem", item_rows_for(order_ids, service_ids))
+    return order_ids, n_items
 
 
 def _next_due(start: dt.date, today: dt.date) -> str:
