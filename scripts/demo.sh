@@ -148,4 +148,4 @@ say "demo: running. Press Ctrl-C to stop."
 if [[ "${DEMO_TRAFFIC:-slow}" != "off" ]]; then
   run_driver python -m orderflow_sandbox.demo traffic "${DRIVER_ARGS[@]}" --pace "${DEMO_TRAFFIC:-slow}"
 fi
-while true; do sleep 3600 & wait $!; done
+while true; do sleep 3600 & PIDS+=("$!"); wait $!; done
