@@ -15,122 +15,34 @@ production, because every test delivered its events inside that run.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import quote
 
-import requests
+from harness import (
+    PROVISION_DAG,
+    SENSOR_DAG,
+    Airflow,
+    aim_at,
+    duplicate_whmcs_orders,
+    epoch,
+    percentile,
+    sayer,
+)
 
-from orderflow.order_marker import marked_order_ids
-from orderflow_sandbox.connections import whmcs_client
-from orderflow_sandbox.demo import AirflowApi, order_states, settled_as_expected
+from orderflow_sandbox.demo import order_states, settled_as_expected
 from orderflow_sandbox.seed import ACTIVATED
 from orderflow_sandbox.server import read_endpoints
 from orderflow_sandbox.traffic import ApprovalTraffic, Wave
 
-SENSOR_DAG = "order_event_sensor"
-PROVISION_DAG = "provision_order"
 PHASES = ("waiting", "draining", "between")
 PATIENCE = {"waiting": 60.0, "draining": 20.0, "between": 45.0}  # seconds to wait for each phase
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def say(message: str) -> None:
-    print(f"soak [{time.strftime('%H:%M:%S')}]: {message}", flush=True)
-
-
-class Airflow:
-    """The soak's view of Airflow: the REST API (tolerant of Airflow being down) and its start/stop."""
-
-    def __init__(self, base_url: str, user: str, password: str) -> None:
-        self.base_url, self.user, self.password = base_url, user, password
-        self.api = AirflowApi(base_url, user, password)
-
-    def get(self, path: str) -> dict | None:
-        try:
-            resp = self.api._retry("GET", path)
-        except requests.RequestException:
-            return None
-        return resp.json() if resp.status_code == 200 else None
-
-    def sensor_phase(self) -> str:
-        """waiting (the sensor is deferred) | draining (drain_events queued/running) | between | down."""
-        runs = self.get(f"/api/v2/dags/{SENSOR_DAG}/dagRuns?order_by=-id&limit=1")
-        if runs is None:
-            return "down"
-        if not runs["dag_runs"] or runs["dag_runs"][0]["state"] != "running":
-            return "between"
-        run_id = quote(runs["dag_runs"][0]["dag_run_id"], safe="")
-        tis = self.get(f"/api/v2/dags/{SENSOR_DAG}/dagRuns/{run_id}/taskInstances")
-        states = {ti["task_id"]: ti["state"] for ti in (tis or {}).get("task_instances", [])}
-        if states.get("wait_for_events") == "deferred":
-            return "waiting"
-        if states.get("drain_events") in ("scheduled", "queued", "running"):
-            return "draining"
-        return "between"
-
-    def runs(self, dag_id: str) -> list[dict]:
-        out: list[dict] = []
-        while True:
-            page = self.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100&offset={len(out)}&order_by=id")
-            if page is None:
-                raise SystemExit(f"soak: could not list the runs of {dag_id}")
-            out += page["dag_runs"]
-            if not page["dag_runs"] or len(out) >= page["total_entries"]:
-                return out
-
-    def healthy(self) -> bool:
-        try:
-            return requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def components(self, action: str) -> None:
-        subprocess.run(["bash", str(ROOT / "scripts" / "airflow-components.sh"), action], check=True)
-
-
-def aim_at(airflow: Airflow, phase: str, patience: float) -> str:
-    """Wait (up to ``patience`` s) until the sensor is in ``phase``; return the phase actually seen."""
-    deadline = time.monotonic() + patience
-    seen = airflow.sensor_phase()
-    while seen != phase and time.monotonic() < deadline:
-        time.sleep(0.3)
-        seen = airflow.sensor_phase()
-    return seen
-
-
-def epoch(value: str) -> float:
-    """Salesforce (``...000+0000``) and Airflow (``...Z``) timestamps as epoch seconds."""
-    return dt.datetime.fromisoformat(value).timestamp()
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
-def duplicate_whmcs_orders(endpoints: dict) -> dict[str, list[str]]:
-    """sfOrderId -> ids of the live (not Cancelled) WHMCS orders carrying it, where there is more than one."""
-    by_marker: dict[str, list[str]] = {}
-    with whmcs_client(endpoints) as client:
-        for order in client.iter_orders():
-            if order.status == "Cancelled":
-                continue
-            for sf_id in marked_order_ids(order.notes):
-                by_marker.setdefault(sf_id, []).append(order.id)
-    return {sf_id: ids for sf_id, ids in by_marker.items() if len(ids) > 1}
+say = sayer("soak")
 
 
 def main(argv: list[str] | None = None) -> int:

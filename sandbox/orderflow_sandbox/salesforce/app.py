@@ -66,6 +66,7 @@ _ROUTES: list[tuple[str, str, re.Pattern[str]]] = [
         ("POST", "admin_config", r"/__sandbox/config"),
         ("POST", "admin_backdate", r"/__sandbox/backdate"),
         ("DELETE", "admin_tokens", r"/__sandbox/tokens"),
+        ("GET", "admin_tokens", r"/__sandbox/tokens"),
         ("GET", "admin_events", r"/__sandbox/events"),
     ]
 ]
@@ -171,7 +172,8 @@ class SalesforceApp:
             return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if "request_limit" in kinds or not self.org.consume_api_call():
             return sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-        lock_fault = "unable_to_lock_row" in kinds
+        # unable_to_lock_row fails the first record; lock_last_record (collections) the last one only.
+        lock_fault = "first" if "unable_to_lock_row" in kinds else "last" if "lock_last_record" in kinds else ""
         handler = getattr(self, f"_{name}")
         try:
             return handler(request, body, version=version or self.org.api_version, lock_fault=lock_fault, **params)
@@ -322,7 +324,7 @@ class SalesforceApp:
 
     # ------------------------------------------------------------------ collections
 
-    def _collections(self, request: Request, body: bytes, lock_fault: bool, **_: Any) -> Response:
+    def _collections(self, request: Request, body: bytes, lock_fault: str, **_: Any) -> Response:
         method = request.query_params.get("_HttpMethod", request.method).upper()
         if method == "DELETE":
             ids = [i for i in (request.query_params.get("ids") or "").split(",") if i]
@@ -342,7 +344,7 @@ class SalesforceApp:
             with self.org.transaction() as tx:
                 for index, item in enumerate(items):
                     try:
-                        if lock_fault and index == 0:
+                        if lock_fault and index == (len(items) - 1 if lock_fault == "last" else 0):
                             raise RecordError("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records: "
                                               f"{item.get('id') or item.get('Id') or ''}")
                         with self.org.savepoint(tx):
@@ -462,6 +464,9 @@ class SalesforceApp:
         return JSONResponse({"updated": n, "last_modified": soql_mod.format_datetime(when)})
 
     def _admin_tokens(self, request: Request, body: bytes) -> Response:
+        """DELETE revokes every token (INVALID_SESSION_ID); GET lists every token ever issued (secret scans)."""
+        if request.method == "GET":
+            return JSONResponse({"issued": self.org.issued_access_tokens()})
         return JSONResponse({"revoked": self.org.revoke_access_token(None)})
 
     def _admin_events(self, request: Request, body: bytes) -> Response:

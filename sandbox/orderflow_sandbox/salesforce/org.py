@@ -193,6 +193,8 @@ class SalesforceOrg:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS sf_tokens (token TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
             )
+            # Every token ever issued, kept through revocation and expiry (GET /__sandbox/tokens, secret scans).
+            self._db.execute("CREATE TABLE IF NOT EXISTS sf_tokens_issued (token TEXT PRIMARY KEY, issued_at REAL NOT NULL)")
             self._db.execute("CREATE TABLE IF NOT EXISTS sf_flow (order_id TEXT PRIMARY KEY, approvals INTEGER NOT NULL)")
             for name, obj in self.schema.items():
                 if obj.is_event:
@@ -294,7 +296,13 @@ class SalesforceOrg:
                 "INSERT INTO sf_tokens (token, expires_at) VALUES (?, ?)", (token, time.time() + self.token_ttl_seconds)
             )
             self._db.execute("DELETE FROM sf_tokens WHERE expires_at < ?", (time.time() - 86400,))
+            self._db.execute("INSERT INTO sf_tokens_issued (token, issued_at) VALUES (?, ?)", (token, time.time()))
         return token
+
+    def issued_access_tokens(self) -> list[str]:
+        """Every access token this org issued, revoked and expired ones included, oldest first."""
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT token FROM sf_tokens_issued ORDER BY issued_at")]
 
     def validate_access_token(self, token: str) -> bool:
         """True for a token issued by this org's JWT endpoint that has neither expired nor been revoked."""
