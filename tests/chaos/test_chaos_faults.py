@@ -8,7 +8,6 @@ last record fails, the others come back rolled back, so the client must find the
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -17,17 +16,7 @@ from orderflow.errors import TransientError
 from orderflow.order_marker import marked_order_ids
 from orderflow.whmcs.client import WhmcsClient
 from orderflow_sandbox.connections import salesforce_client, whmcs_client
-from orderflow_sandbox.seed import seed_sandbox
 from orderflow_sandbox.server import Sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path_factory.mktemp("chaos-faults"), components={"salesforce", "whmcs"})
-    box.start()
-    seed_sandbox(box.data_dir, orders=4, rng_seed=5)
-    yield box
-    box.stop()
 
 
 def _fault(sandbox: Sandbox, system: str, spec: dict) -> None:

@@ -8,7 +8,6 @@ org's Order error fields.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,7 @@ import sqlalchemy as sa
 from secret_scan import Matcher, Secret, private_key_lines, sandbox_secrets, scan_database, scan_files, scan_run
 
 from orderflow_sandbox.connections import salesforce_client
-from orderflow_sandbox.seed import seed_sandbox
 from orderflow_sandbox.server import Sandbox
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path_factory.mktemp("scan-sandbox"), components={"salesforce", "whmcs"})
-    box.start()
-    seed_sandbox(box.data_dir, orders=4, rng_seed=3)
-    yield box
-    box.stop()
 
 
 @pytest.fixture(scope="module")
