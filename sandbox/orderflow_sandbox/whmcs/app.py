@@ -35,7 +35,8 @@ Send = Callable[[Message], Awaitable[None]]
 API_PATH = "/includes/api.php"
 ADMIN_PREFIX = "/__sandbox"
 TRANSPORT_FAULTS = frozenset({"latency", "http_500", "http_502", "http_503", "html_200", "drop"})
-FAULT_KINDS = TRANSPORT_FAULTS | {"commit_then_drop", "module_error"}
+# commit_then_latency: the action commits, then the answer waits latency_ms (a task killed in that window).
+FAULT_KINDS = TRANSPORT_FAULTS | {"commit_then_drop", "commit_then_latency", "module_error"}
 CANONICAL = {name.lower(): name for name in ALL_ACTIONS}
 MAX_BODY = 8 * 1024 * 1024
 
@@ -198,6 +199,10 @@ class WhmcsApp:
         # other requests (a reconciliation fetches several pages at once) while SQLite works.
         status, payload, media_type = await asyncio.to_thread(self._handle_encoded, action, params, client_ip,
                                                               responsetype)
+        hold = sum(rule.latency_ms for rule in self.faults.take(action, {"commit_then_latency"}))
+        if hold:
+            log.info("fault: %s applied, holding the response %d ms", action, hold)
+            await asyncio.sleep(hold / 1000)
         if commit_then_drop:
             log.info("fault: %s applied, dropping the response", action)
             await _drop(receive, send)
