@@ -32,11 +32,8 @@ CONN_ID = "salesforce_default"
 def pubsub_client(conn_id: str = CONN_ID):
     """A :class:`PubSubClient` on the hook's shared token cache (re-login only when refused)."""
     from orderflow.salesforce.hook import SalesforceJwtHook
-    from orderflow.salesforce.pubsub import PubSubClient
 
-    hook = SalesforceJwtHook(conn_id)
-    return PubSubClient(hook.pubsub_endpoint or "", hook.get_access_token, hook.instance_url, hook.org_id or "",
-                        hook.ca_bundle, on_auth_error=hook.invalidate_token)
+    return SalesforceJwtHook(conn_id).get_pubsub_client()
 
 
 def drain_events(wait: dict[str, Any], ti: Any, client: Any = None) -> list[dict[str, Any]]:
@@ -74,7 +71,7 @@ def sweep(drain_specs: list[dict[str, Any]], minutes: int, ti: Any, query: Any =
         if query is None:
             from orderflow.salesforce.hook import SalesforceJwtHook
 
-            query = SalesforceJwtHook(CONN_ID).query
+            query = SalesforceJwtHook(CONN_ID).get_conn().query
         result = sweep_stuck_orders(query, count_in_flight, int(minutes), SWEEP_LIMIT,
                                     RecentRuns(AirflowVariableStore(), RECENT_RUNS_VARIABLE),
                                     exclude_orders={s["conf"]["order_id"] for s in specs})

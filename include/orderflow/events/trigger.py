@@ -66,29 +66,26 @@ class OrderEventTrigger(BaseTrigger):
         from orderflow.salesforce.hook import SalesforceJwtHook
 
         hook = SalesforceJwtHook(self.salesforce_conn_id)
-        token = hook.get_access_token()  # the shared 0600 token cache; logs in only when needed
-        if not hook.pubsub_endpoint:
-            raise ValueError(f"connection {self.salesforce_conn_id!r} has no pubsub_endpoint extra")
-        holder = {"token": token}
+        rest = hook.get_conn()
+        holder = {"token": rest.get_access_token()}  # the shared 0600 token cache; logs in only when needed
 
         def refused() -> None:
             raise _TokenRefused()
 
-        client = PubSubClient(hook.pubsub_endpoint, lambda: holder["token"], hook.instance_url, hook.org_id or "",
-                              hook.ca_bundle, on_auth_error=refused)
-        return hook, holder, client
+        client = hook.get_pubsub_client(access_token_provider=lambda: holder["token"], on_auth_error=refused)
+        return rest, holder, client
 
     @staticmethod
-    def _refresh(hook: Any, holder: dict[str, str]) -> None:
-        hook.invalidate_token()
-        holder["token"] = hook.get_access_token()
+    def _refresh(rest: Any, holder: dict[str, str]) -> None:
+        rest.invalidate_token()
+        holder["token"] = rest.get_access_token()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         base = {"topic": self.topic, "replay_preset": self.replay_preset, "replay_id": self.replay_id}
         deadline = time.monotonic() + self.timeout
         preset, position = self.replay_preset, self.replay_id
         try:
-            hook, holder, client = await asyncio.to_thread(self._connect)
+            rest, holder, client = await asyncio.to_thread(self._connect)
             refreshed = False
             while True:
                 remaining = deadline - time.monotonic()
@@ -104,7 +101,7 @@ class OrderEventTrigger(BaseTrigger):
                         raise
                     refreshed = True
                     log.warning("Pub/Sub refused the access token; refreshing it once")
-                    await asyncio.to_thread(self._refresh, hook, holder)
+                    await asyncio.to_thread(self._refresh, rest, holder)
                     continue
                 if result.events:
                     first = result.events[0]

@@ -116,34 +116,6 @@ class SalesforceJwtHook(BaseHook):
             **options,
         )
 
-    # -- Forwards still used by the event path (include/orderflow/events/tasks.py and trigger.py).
-    # They go once that path builds its clients with get_pubsub_client() / get_conn(); new code
-    # must not use them.
-    def get_access_token(self) -> str:
-        return self.get_conn().get_access_token()
-
-    def invalidate_token(self) -> None:
-        self.get_conn().invalidate_token()
-
-    @property
-    def instance_url(self) -> str:
-        return self.get_conn().instance_url
-
-    @property
-    def org_id(self) -> str | None:
-        return self.get_conn().org_id
-
-    @property
-    def pubsub_endpoint(self) -> str | None:
-        return self.get_conn().pubsub_endpoint
-
-    @property
-    def ca_bundle(self) -> str | None:
-        return self.get_conn().ca_bundle
-
-    def query(self, soql: str, include_deleted: bool = False) -> list[dict]:
-        return self.get_conn().query(soql, include_deleted=include_deleted)
-
     def test_connection(self) -> tuple[bool, str]:
         """Used by the UI's Test button: one login and one query."""
         try:

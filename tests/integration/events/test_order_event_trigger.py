@@ -68,7 +68,7 @@ def test_revoked_token_is_refreshed_once(events_env: EventsEnv):
     from orderflow.salesforce.hook import SalesforceJwtHook
 
     events_env.approve(events_env.order_ids[:1])
-    SalesforceJwtHook().get_access_token()  # the token the trigger will find in the shared cache
+    SalesforceJwtHook().get_conn().get_access_token()  # the token the trigger will find in the shared cache
     events_env.admin("DELETE", "/tokens")  # every issued access token is now refused
     logins = events_env.stats()["logins"]
     payload = run_trigger(OrderEventTrigger("salesforce_default", TOPIC, "EARLIEST", "", timeout=10))
