@@ -16,6 +16,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
+try:
+    import msgspec as _msgspec
+except ImportError:  # pragma: no cover - msgspec comes with Airflow
+    _msgspec = None
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -78,14 +83,41 @@ def parse_php_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- response encoding
 
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7e]")  # and DEL, escaped as json.dumps(ensure_ascii=True) does
+
+
+def _u_escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if code > 0xFFFF:  # a surrogate pair, as PHP and json.dumps write it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def _dumps(data: object) -> str:
+    """Compact JSON (PHP's ``json_encode`` puts no spaces), non-ASCII as ``\\uXXXX``.
+
+    msgspec (an Airflow dependency) encodes a page ~5x faster than ``json``; ``json`` is the fallback.
+    """
+    if _msgspec is not None:
+        try:
+            text = _msgspec.json.encode(data).decode()
+        except (TypeError, UnicodeError, _msgspec.EncodeError):
+            pass
+        else:
+            text = text.replace("\u00a5", "\\u00a5")  # the yen sign of every GetOrders line item, cheaply
+            return text if text.isascii() and "\x7f" not in text else _NON_ASCII_RE.sub(_u_escape, text)
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+
+
 def php_json(data: object) -> bytes:
     """JSON the way WHMCS's PHP writes it: ``\\u0022`` for quotes in strings, ``\\/`` for slashes.
 
     Plain string replacements (a page of 1,000 orders is ~1 MB): escaped backslashes are parked on
-    NUL first (``json.dumps`` escapes a real NUL, so none is in its output), then ``\\"`` and ``/``
+    NUL first (the encoder escapes a real NUL, so none is in its output), then ``\\"`` and ``/``
     are rewritten and the backslashes put back.
     """
-    text = json.dumps(data, ensure_ascii=True)
+    text = _dumps(data)
     if "\\" in text:
         text = text.replace("\\\\", "\0").replace('\\"', "\\u0022").replace("/", "\\/").replace("\0", "\\\\")
     else:
