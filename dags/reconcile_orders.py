@@ -71,16 +71,16 @@ def reconcile_orders():
         return tasks.validate_params(params)
 
     @task(pool=settings.SALESFORCE_POOL)
-    def extract_salesforce(params: dict, run_id: str | None = None) -> dict:
+    def extract_salesforce(checked: dict, run_id: str | None = None) -> dict:
         from orderflow.reconcile import tasks
 
-        return tasks.extract_salesforce(params, run_id)
+        return tasks.extract_salesforce(checked, run_id)
 
     @task(pool=settings.WHMCS_POOL)
-    def extract_whmcs(params: dict, run_id: str | None = None) -> dict:
+    def extract_whmcs(checked: dict, run_id: str | None = None) -> dict:
         from orderflow.reconcile import tasks
 
-        return tasks.extract_whmcs(params, run_id)
+        return tasks.extract_whmcs(checked, run_id)
 
     @task(pool=settings.WHMCS_POOL)
     def check_pay_methods(sf_extract: dict, run_id: str | None = None) -> dict:
@@ -89,31 +89,31 @@ def reconcile_orders():
         return tasks.check_pay_methods(run_id)
 
     @task
-    def compare(params: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, run_id: str | None = None,
+    def compare(checked: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, run_id: str | None = None,
                 ti=None) -> dict:
         from orderflow.reconcile import tasks
 
-        return tasks.compare(params, run_id, ti)
+        return tasks.compare(checked, run_id, ti)
 
     # No retries: a half-applied repair is re-planned by the next reconciliation, not repeated blindly.
     # Returns the provision_order run specs; the rest of the outcome goes to XCom key "outcome".
     @task(retries=0)
-    def repair(params: dict, comparison: dict, run_id: str | None = None, ti=None) -> list[dict]:
+    def repair(checked: dict, comparison: dict, run_id: str | None = None, ti=None) -> list[dict]:
         from orderflow.reconcile import tasks
 
-        outcome = tasks.repair(params, run_id, comparison)
+        outcome = tasks.repair(checked, run_id, comparison)
         ti.xcom_push(key=tasks.OUTCOME_XCOM, value={k: v for k, v in outcome.items() if k != "specs"})
         return outcome["specs"]
 
-    @task(outlets=[REPORT_ASSET], trigger_rule=TriggerRule.ALL_DONE)
-    def write_report(params: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, comparison: dict,
+    @task(outlets=[REPORT_ASSET], trigger_rule=TriggerRule.ALL_DONE, retries=1)
+    def write_report(checked: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, comparison: dict,
                      run_id: str | None = None, ti=None, outlet_events=None) -> dict:
         from orderflow.reconcile import tasks
 
         repaired = ti.xcom_pull(task_ids="repair", key=tasks.OUTCOME_XCOM)
         if repaired is None:
             raise RuntimeError("the repair step did not finish; nothing was repaired and no report is written")
-        result = tasks.write_report(run_id, params, sf_extract, wh_extract, pay_methods, comparison, repaired)
+        result = tasks.write_report(run_id, checked, sf_extract, wh_extract, pay_methods, comparison, repaired)
         summary = result["summary"]
         outlet_events[REPORT_ASSET].extra = {"run_id": run_id, "folder": result["folder"],
                                              "counts": summary["counts"], "ok": summary["ok"]}
@@ -125,12 +125,12 @@ def reconcile_orders():
 
         return tasks.check_outcome(result)
 
-    params = validate_params()
-    sf_x = extract_salesforce(params)
-    wh_x = extract_whmcs(params)
+    checked = validate_params()
+    sf_x = extract_salesforce(checked)
+    wh_x = extract_whmcs(checked)
     pm_x = check_pay_methods(sf_x)
-    comparison = compare(params, sf_x, wh_x, pm_x)
-    fixed = repair(params, comparison)
+    comparison = compare(checked, sf_x, wh_x, pm_x)
+    fixed = repair(checked, comparison)
     start = TriggerDagRunOperator.partial(
         task_id="start_provisioning",
         trigger_dag_id=PROVISION_DAG_ID,
@@ -139,7 +139,7 @@ def reconcile_orders():
         wait_for_completion=False,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(fixed)
-    result = write_report(params, sf_x, wh_x, pm_x, comparison)
+    result = write_report(checked, sf_x, wh_x, pm_x, comparison)
     fixed >> start >> result
     check_outcome(result)
 

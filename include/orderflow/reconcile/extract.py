@@ -15,7 +15,9 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ from orderflow.errors import (
 )
 from orderflow.order_marker import marked_order_ids
 from orderflow.salesforce.soql import literal, validate_order_id
+from orderflow.whmcs.models import as_int, items_of
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,9 @@ WH_ORDERS_FILE = "whmcs_orders.csv"
 WH_SERVICES_FILE = "whmcs_services.csv"
 PAYMETHODS_FILE = "whmcs_paymethods.csv"
 
-BULK_PAGE_ROWS = 50_000
+BULK_PAGE_ROWS = 100_000
 WHMCS_PAGE_SIZE = 1_000
+WHMCS_WORKERS = 3
 BULK_POLL_SECONDS = 0.2
 MAX_PAYMETHOD_LOOKUPS = 2_000
 
@@ -203,49 +207,93 @@ def existing_order_ids(sf_client: Any, order_ids: Iterable[str], chunk: int = 20
 # ------------------------------------------------------------------------------------ WHMCS
 
 
+def whmcs_pages(wh_client: Any, action: str, outer: str, inner: str, page_size: int = WHMCS_PAGE_SIZE,
+                workers: int = WHMCS_WORKERS, **filters: Any) -> Iterator[list[dict]]:
+    """Every page of a paged read action, in order, ``workers`` pages in flight at a time.
+
+    The first page tells ``totalresults``; the rest are requested concurrently (reads are safe to
+    send in parallel) so WHMCS builds the next pages while this process decodes the current one.
+    """
+    if page_size < 1:
+        raise ValueError("page_size must be >= 1")
+    query = {k: v for k, v in filters.items() if v is not None}
+
+    def fetch(start: int) -> tuple[list[dict], int]:
+        data = wh_client.call(action, limitstart=start, limitnum=page_size, **query)
+        return items_of(data.get(outer), inner), as_int(data.get("totalresults"), 0)
+
+    rows, total = fetch(0)
+    yield rows
+    if not rows or len(rows) >= total:
+        return
+    starts = range(len(rows), total, page_size)
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"whmcs-{action}") as pool:
+        window: deque = deque()
+        for start in starts:
+            window.append(pool.submit(fetch, start))
+            if len(window) >= workers:
+                yield window.popleft().result()[0]
+        while window:
+            yield window.popleft().result()[0]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
 def extract_whmcs(wh_client: Any, folder: Any, clientid: int | None = None, order_id: str | None = None,
-                  page_size: int = WHMCS_PAGE_SIZE) -> ExtractResult:
+                  page_size: int = WHMCS_PAGE_SIZE, what: tuple[str, ...] = ("orders", "services")) -> ExtractResult:
     """WHMCS orders (with the Salesforce ids their notes carry) and services, paged, into two CSVs.
 
     ``clientid`` narrows both to one client (``order_id`` scope); ``order_id`` adds that one
     WHMCS order even when it belongs to another client. Rows seen twice (paging while orders are
-    added shifts offsets) are written once.
+    added shifts offsets) are written once. ``what`` picks the files (two tasks can split the work).
     """
     t0 = time.monotonic()
     calls_before = wh_client.total_calls
     folder.mkdir(parents=True, exist_ok=True)
     result = ExtractResult("whmcs")
-    seen: set[str] = set()
-    target = folder / WH_ORDERS_FILE
-    with target.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(WH_ORDER_COLUMNS)
-        orders = wh_client.iter_orders(userid=clientid, page_size=page_size)
-        if order_id:
-            one = wh_client.get_order(order_id)
-            orders = _chain([one] if one else [], orders)
-        for order in orders:
-            if order.id in seen:
-                continue
-            seen.add(order.id)
-            writer.writerow((order.id, order.userid, order.status, order.date or "",
-                             " ".join(marked_order_ids(order.notes))))
-    result.rows[WH_ORDERS_FILE], result.files[WH_ORDERS_FILE] = len(seen), str(target)
-    seen_services: set[str] = set()
-    target = folder / WH_SERVICES_FILE
-    with target.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(WH_SERVICE_COLUMNS)
-        for service in wh_client.iter_client_products(clientid=clientid, page_size=page_size):
-            if service.id in seen_services:
-                continue
-            seen_services.add(service.id)
-            writer.writerow((service.id, service.orderid, service.clientid, service.status))
-    result.rows[WH_SERVICES_FILE], result.files[WH_SERVICES_FILE] = len(seen_services), str(target)
+    if "orders" in what:
+        seen: set[str] = set()
+        target = folder / WH_ORDERS_FILE
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(WH_ORDER_COLUMNS)
+            pages = whmcs_pages(wh_client, "GetOrders", "orders", "order", page_size, userid=clientid)
+            if order_id:
+                pages = _chain([items_of(wh_client.call("GetOrders", id=order_id, limitnum=1).get("orders"),
+                                         "order")], pages)
+            for page in pages:
+                for row in page:
+                    oid = _text(row.get("id"))
+                    if oid in seen:
+                        continue
+                    seen.add(oid)
+                    date = _text(row.get("date"))
+                    writer.writerow((oid, _text(row.get("userid")), _text(row.get("status")),
+                                     "" if date.startswith("0000") else date,
+                                     " ".join(marked_order_ids(row.get("notes") or ""))))
+        result.rows[WH_ORDERS_FILE], result.files[WH_ORDERS_FILE] = len(seen), str(target)
+    if "services" in what:
+        seen_services: set[str] = set()
+        target = folder / WH_SERVICES_FILE
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(WH_SERVICE_COLUMNS)
+            for page in whmcs_pages(wh_client, "GetClientsProducts", "products", "product", page_size,
+                                    clientid=clientid):
+                for row in page:
+                    sid = _text(row.get("id"))
+                    if sid in seen_services:
+                        continue
+                    seen_services.add(sid)
+                    writer.writerow((sid, _text(row.get("orderid")), _text(row.get("clientid")),
+                                     _text(row.get("status"))))
+        result.rows[WH_SERVICES_FILE], result.files[WH_SERVICES_FILE] = len(seen_services), str(target)
     result.api_calls = wh_client.total_calls - calls_before
     result.duration_s = round(time.monotonic() - t0, 3)
-    log.info("WHMCS extract: %d orders, %d services in %.1fs (%d API calls)", len(seen), len(seen_services),
-             result.duration_s, result.api_calls)
+    log.info("WHMCS extract %s: %s in %.1fs (%d API calls)", "+".join(what), result.rows, result.duration_s,
+             result.api_calls)
     return result
 
 
