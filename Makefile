@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SANDBOX_DIR ?= .sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint ci sandbox soak bench-provision lock clean
+.PHONY: venv demo test lint ci sandbox soak chaos bench-provision lock clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,9 @@ demo: venv
 # SOAK_MINUTES=N to change the window, SOAK_SHAPE=distributed for Celery + PostgreSQL + Redis.
 soak: venv
 	@bash scripts/soak.sh
+
+chaos: venv
+	@bash scripts/chaos.sh
 
 sandbox: venv
 	$(BIN)/orderflow-sandbox serve --data-dir $(SANDBOX_DIR)

@@ -144,6 +144,11 @@ if [[ "${DEMO_SOAK:-0}" == "1" ]]; then
     --min-sensor-runs "${SOAK_MIN_SENSOR_RUNS:-5}" --settle-minutes "${SOAK_SETTLE_MINUTES:-4}"
   exit $?
 fi
+if [[ "${DEMO_CHAOS:-0}" == "1" ]]; then  # `make chaos` (scripts/chaos.sh)
+  run_driver python tests/chaos/chaos.py "${DRIVER_ARGS[@]}" --orders "${CHAOS_ORDERS:-200}" --shape "$SHAPE" \
+    --reports "${CHAOS_REPORTS:-}"
+  exit $?
+fi
 say "demo: running. Press Ctrl-C to stop."
 if [[ "${DEMO_TRAFFIC:-slow}" != "off" ]]; then
   run_driver python -m orderflow_sandbox.demo traffic "${DRIVER_ARGS[@]}" --pace "${DEMO_TRAFFIC:-slow}"
