@@ -146,7 +146,7 @@ if [[ "${DEMO_SOAK:-0}" == "1" ]]; then
 fi
 if [[ "${DEMO_CHAOS:-0}" == "1" ]]; then  # `make chaos` (scripts/chaos.sh)
   run_driver python tests/chaos/chaos.py "${DRIVER_ARGS[@]}" --orders "${CHAOS_ORDERS:-200}" --shape "$SHAPE" \
-    --reports "${CHAOS_REPORTS:-}"
+    --reports "${CHAOS_REPORTS:-}" --faults "${CHAOS_FAULTS:-whmcs,salesforce,pubsub,kill,restart}"
   exit $?
 fi
 say "demo: running. Press Ctrl-C to stop."

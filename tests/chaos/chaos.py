@@ -58,6 +58,7 @@ from orderflow_sandbox.traffic import ApprovalTraffic, Wave  # noqa: E402
 
 say = sayer("chaos")
 FIND_OR_CREATE = "find_or_create_whmcs_order"
+PROFILES = ("whmcs", "salesforce", "pubsub", "kill", "restart")
 HOLD_MS = 25_000  # AddOrder's answer held this long: below the client's 30 s timeout, ample time to kill
 
 
@@ -302,10 +303,10 @@ def corrupt_checkpoint(run: Run) -> Injection:
     value = json.loads(current["value"]) if current else {"topic": "/event/OrderProvisionRequested__e"}
     value["replay_id"] = (2**62 + random.randrange(2**20)).to_bytes(8, "big").hex()
     body = {"key": CHECKPOINT_VARIABLE, "value": json.dumps(value, sort_keys=True), "description": None}
-    resp = run.airflow.api._retry("PATCH", f"/api/v2/variables/{CHECKPOINT_VARIABLE}", json=body)
-    if resp.status_code == 404:
-        resp = run.airflow.api._retry("POST", "/api/v2/variables", json=body)
-    inj.detail += f" (HTTP {resp.status_code})"
+    resp = run.airflow.send("PATCH", f"/api/v2/variables/{CHECKPOINT_VARIABLE}", json=body)
+    if resp is not None and resp.status_code == 404:
+        resp = run.airflow.send("POST", "/api/v2/variables", json=body)
+    inj.detail += f" (HTTP {resp.status_code if resp is not None else 'no answer'})"
     return inj
 
 
@@ -331,9 +332,31 @@ def burst(run: Run, components: Components) -> None:
         step += 1
         time.sleep(gap)
 
+    profile = set(run.args.faults)
     run.wave()
     pause()
-    # WHMCS transport and application faults
+    if "whmcs" in profile:
+        whmcs_faults(run, pause)
+    if "salesforce" in profile:
+        salesforce_faults(run, pause)
+    if "pubsub" in profile:
+        pubsub_faults(run, pause)
+    if "kill" in profile:
+        kill_task_in_add_order_window(run, components, also_worker=False)
+        pause()
+        if components.shape == "distributed":
+            kill_task_in_add_order_window(run, components, also_worker=True)
+            pause()
+    if "restart" in profile:
+        kill_components(run, components)
+    # The rest of the orders, a wave per gap, a bad apple now and then
+    while run.approved < run.args.orders:
+        run.wave(bad=1 if step % 3 == 0 else 0)
+        pause()
+
+
+def whmcs_faults(run: Run, pause) -> None:
+    """Transport and application faults, each on the action the pipeline calls next."""
     run.fault("whmcs", "http_503", "GetPayMethods")
     run.fault("whmcs", "http_500", "AcceptOrder")
     run.wave(bad=1)
@@ -352,7 +375,9 @@ def burst(run: Run, components: Components) -> None:
     run.fault("whmcs", "module_error", "AcceptOrder", count=2)
     run.wave(bad=1)
     pause()
-    # Salesforce
+
+
+def salesforce_faults(run: Run, pause) -> None:
     run.fault("salesforce", "http_503", "query", count=2)
     run.fault("salesforce", "request_limit", "query")
     run.wave()
@@ -371,7 +396,9 @@ def burst(run: Run, components: Components) -> None:
     inj.fired = True
     run.wave()
     pause()
-    # Pub/Sub
+
+
+def pubsub_faults(run: Run, pause) -> None:
     aim_at(run.airflow, "waiting", patience=60)
     run.fault("salesforce", "stream_reset", "pubsub.Subscribe", count=2)
     run.wave(size=max(run.args.wave_size, 4))
@@ -384,17 +411,6 @@ def burst(run: Run, components: Components) -> None:
     run.corrupt = corrupt_checkpoint(run)
     run.wave()
     pause()
-    # Real SIGKILLs
-    kill_task_in_add_order_window(run, components, also_worker=False)
-    pause()
-    if components.shape == "distributed":
-        kill_task_in_add_order_window(run, components, also_worker=True)
-        pause()
-    kill_components(run, components)
-    # The rest of the orders, a wave per gap, a bad apple now and then
-    while run.approved < run.args.orders:
-        run.wave(bad=1 if step % 3 == 0 else 0)
-        pause()
 
 
 def settle(run: Run) -> dict[str, dict]:
@@ -413,9 +429,10 @@ def settle(run: Run) -> dict[str, dict]:
 def reconcile(run: Run) -> str:
     """A dry-run reconciliation after the chaos: its summary (and its report folder gets scanned)."""
     run_id = f"chaos__{int(time.time())}"
-    code = run.airflow.api.trigger("reconcile_orders", run_id, {"dry_run": True})
-    if code not in (200, 201):
-        return f"not triggered (HTTP {code})"
+    body = {"dag_run_id": run_id, "logical_date": None, "conf": {"dry_run": True}}
+    resp = run.airflow.send("POST", "/api/v2/dags/reconcile_orders/dagRuns", json=body)
+    if resp is None or resp.status_code not in (200, 201):
+        return f"not triggered ({resp.status_code if resp is not None else 'no answer'})"
     deadline = time.time() + run.args.reconcile_minutes * 60
     while time.time() < deadline:
         state = (run.airflow.get(f"/api/v2/dags/reconcile_orders/dagRuns/{run_id}") or {}).get("state")
@@ -439,16 +456,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-minutes", type=float, default=3.0, help="0: no reconciliation afterwards")
     parser.add_argument("--reports", default="", help="the reports folder to scan (ORDERFLOW_REPORTS_URL's path)")
     parser.add_argument("--seed", type=int, default=1212)
+    parser.add_argument("--faults", type=lambda v: [f.strip() for f in v.split(",") if f.strip()],
+                        default=list(PROFILES), help=f"comma-separated subset of {','.join(PROFILES)}")
     args = parser.parse_args(argv)
     args.wave_size = args.wave_size or max(2, args.orders // 16)
+    unknown = set(args.faults) - set(PROFILES)
+    if unknown:
+        parser.error(f"--faults: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PROFILES)}")
     logging.basicConfig(level=logging.WARNING)
     random.seed(args.seed)
 
     data_dir = Path(args.sandbox)
     airflow = Airflow(args.airflow, args.user, args.password)
-    for dag_id in (PROVISION_DAG, SENSOR_DAG):
-        airflow.api.wait_for_dag(dag_id, timeout=180)
-        airflow.api.unpause(dag_id)
+    airflow.ready((PROVISION_DAG, SENSOR_DAG))
     run = Run(args, airflow, data_dir, read_endpoints(data_dir),
               ApprovalTraffic(data_dir, rng_seed=args.seed, reserve=max(150, args.orders + 50)))
     components = Components(args.shape, airflow)

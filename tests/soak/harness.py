@@ -38,7 +38,15 @@ class Airflow:
 
     def __init__(self, base_url: str, user: str, password: str) -> None:
         self.base_url, self.user, self.password = base_url, user, password
-        self.api = AirflowApi(base_url, user, password)
+        deadline = time.monotonic() + 300
+        while True:  # a busy 2-core machine: the first /auth/token may time out while Airflow warms up
+            try:
+                self.api = AirflowApi(base_url, user, password)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(3)
 
     def get(self, path: str) -> dict | None:
         try:
@@ -46,6 +54,32 @@ class Airflow:
         except requests.RequestException:
             return None
         return resp.json() if resp.status_code == 200 else None
+
+    def send(self, method: str, path: str, attempts: int = 5, **kwargs) -> requests.Response | None:
+        """A write through the REST API, retried while the API server times out or is down; None if it never answered."""
+        for _ in range(attempts):
+            try:
+                return self.api._retry(method, path, **kwargs)
+            except requests.RequestException:
+                time.sleep(3)
+        return None
+
+    def ready(self, dag_ids: tuple[str, ...], timeout: float = 300.0) -> None:
+        """Wait until Airflow knows each DAG, then unpause it; timeouts of a busy API server are retried."""
+        deadline = time.monotonic() + timeout
+        for dag_id in dag_ids:
+            while self.get(f"/api/v2/dags/{dag_id}") is None:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"DAG {dag_id} did not appear in Airflow within {timeout:.0f}s")
+                time.sleep(2)
+            while True:
+                try:
+                    self.api.unpause(dag_id)
+                    break
+                except requests.RequestException:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(2)
 
     def sensor_phase(self) -> str:
         """waiting (the sensor is deferred) | draining (drain_events queued/running) | between | down."""
