@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-ORDER_ID_PATTERN = r"^801[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?$"
+# JSON Schema (the trigger form) and Python both read this; in Python "$" also matches before a final
+# newline, so "(?!\n)" refuses "801...\n" there too (a no-op in JavaScript).
+ORDER_ID_PATTERN = r"^801[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?$(?!\n)"
 SOURCES = ("manual", "event", "sweep", "reconcile")
 
 SALESFORCE_POOL = os.environ.get("ORDERFLOW_SALESFORCE_POOL", "salesforce_api")

@@ -12,11 +12,12 @@ import logging
 from contextlib import contextmanager
 from typing import Any
 
-from orderflow.errors import OrderflowError
+from orderflow.errors import ErrorCode, OrderflowError, PermanentError
 from orderflow.notify import ProvisioningNotice, send_notice
 from orderflow.provisioning import steps
 from orderflow.provisioning.order import OrderSnapshot, build_plan
 from orderflow.provisioning.order_lock import order_lock
+from orderflow.salesforce.soql import InvalidSalesforceId, validate_order_id
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ def load_and_validate(order_id: str) -> dict:
     """Step 1. Returns the order snapshot; raises AirflowSkipException when not Activating."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    try:  # the form checks the pattern only; a wrong case-safe suffix fails here, for good, before any call
+        validate_order_id(order_id, "order_id")
+    except InvalidSalesforceId as exc:
+        raise PermanentError(ErrorCode.ORDER_NOT_FOUND, str(exc)) from None
     sf = salesforce_client()
     with _call_log("load_order", sf=sf):
         order = steps.load_order(sf, order_id)
@@ -126,6 +131,11 @@ def on_final_failure(context: dict) -> None:
     params = context.get("params") or {}
     order_id = params.get("order_id")
     if not order_id or error is None:
+        return
+    try:
+        order_id = validate_order_id(order_id, "order_id")
+    except InvalidSalesforceId:
+        log.error("Not marking any Order Failed: the run's order_id %r is not a valid Order id", str(order_id)[:40])
         return
     if isinstance(error, OrderflowError):
         log.error("Provisioning %s failed for good: %s", order_id, error)

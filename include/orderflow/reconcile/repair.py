@@ -62,12 +62,15 @@ class ReconcileParams:
                 raise ValueError(f"{name} must be true or false, got {value!r}")
             return value
 
-        def integer(name: str, default: int | None, minimum: int, nullable: bool = False) -> int | None:
+        def integer(name: str, default: int | None, minimum: int, nullable: bool = False,
+                    maximum: int | None = None) -> int | None:
             value = params.get(name, default)
             if value is None and nullable:
                 return None
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be a whole number >= {minimum}{' or null' if nullable else ''}, "
+            if (isinstance(value, bool) or not isinstance(value, int) or value < minimum
+                    or (maximum is not None and value > maximum)):
+                upto = f" and <= {maximum}" if maximum is not None else ""
+                raise ValueError(f"{name} must be a whole number >= {minimum}{upto}{' or null' if nullable else ''}, "
                                  f"got {value!r}")
             return value
 
@@ -85,12 +88,12 @@ class ReconcileParams:
         return cls(
             dry_run=boolean("dry_run", False),
             order_id=order_id,
-            lookback_days=integer("lookback_days", None, 1, nullable=True),
+            lookback_days=integer("lookback_days", None, 1, nullable=True, maximum=3650),
             max_repairs=integer("max_repairs", 500, 0),
             max_drift_percent=float(drift),
-            stuck_minutes=integer("stuck_minutes", 60, 1),
+            stuck_minutes=integer("stuck_minutes", 60, 1, maximum=100000),
             accept_pending=boolean("accept_pending", False),
-            recent_minutes=integer("recent_minutes", 10, 0),
+            recent_minutes=integer("recent_minutes", 10, 0, maximum=1440),
         )
 
     def to_dict(self) -> dict[str, Any]:

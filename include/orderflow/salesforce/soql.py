@@ -34,7 +34,7 @@ def to_18(record_id: str) -> str:
 
 def validate_id(value: object, sobject: str | None = None, field: str = "id") -> str:
     """Return the 18-char id, or raise :class:`InvalidSalesforceId` naming ``field``."""
-    if not isinstance(value, str) or not ID_RE.match(value):
+    if not isinstance(value, str) or not ID_RE.fullmatch(value):
         raise InvalidSalesforceId(f"{field} must be a Salesforce id: 15 or 18 letters/digits, got {str(value)[:40]!r}")
     prefix = KEY_PREFIXES.get(sobject or "")
     if prefix and not value.startswith(prefix):
@@ -47,7 +47,7 @@ def validate_id(value: object, sobject: str | None = None, field: str = "id") ->
 
 def validate_order_id(value: object, field: str = "order_id") -> str:
     """An Order id (prefix 801, 15 or 18 chars) in its 18-char form."""
-    if not isinstance(value, str) or not ORDER_ID_RE.match(value):
+    if not isinstance(value, str) or not ORDER_ID_RE.fullmatch(value):
         raise InvalidSalesforceId(
             f"{field} must be a Salesforce Order id (15 or 18 letters/digits starting with 801), got {str(value)[:40]!r}"
         )
