@@ -3,7 +3,8 @@
 Called by the demo driver after provisioning settled (``DEMO_EXIT_WHEN_DONE=1 make demo``). The
 event sensor is paused meanwhile: its sweep would otherwise start provisioning for the orders
 just made stuck and race the reconciliation that is meant to find them. The demo drifts most of
-a dozen orders on purpose, so the run allows any drift share (``max_drift_percent=100``).
+a dozen orders on purpose, so the run allows any drift share (``max_drift_percent=100``), and it
+ages the just-provisioned history by 15 minutes first (see :func:`age_history`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DAG_ID = "reconcile_orders"
 SENSOR_DAG_ID = "order_event_sensor"
+SETTLE_MINUTES = 15
 
 
 def _get_json(api: Any, path: str) -> dict:
@@ -60,6 +62,27 @@ def check_categories(expected: dict[str, str], drift_csv: str) -> list[str]:
     return problems
 
 
+def age_history(sandbox_dir: str | Path, minutes: int = SETTLE_MINUTES) -> int:
+    """Move every Order's LastModifiedDate ``minutes`` back (sandbox admin endpoint).
+
+    The demo reconciles a minute after provisioning; in life the history is hours old. Without
+    this every just-provisioned order would be IN_FLIGHT ("changed in the last 10 minutes").
+    """
+    import requests
+
+    from orderflow_sandbox.salesforce.approve import sandbox_client
+    from orderflow_sandbox.server import read_endpoints
+
+    endpoints = read_endpoints(sandbox_dir)
+    ids = [r["Id"] for r in sandbox_client(Path(sandbox_dir)).iter_query("SELECT Id FROM Order")]
+    for start in range(0, len(ids), 500):
+        resp = requests.post(f"{endpoints['salesforce']['admin_url']}/backdate",
+                             json={"sobject": "Order", "ids": ids[start:start + 500], "minutes": minutes},
+                             verify=endpoints["ca_bundle"], timeout=30)
+        resp.raise_for_status()
+    return len(ids)
+
+
 def run_reconcile_demo(api: Any, sandbox_dir: str | Path, per_category: int = 1, timeout: float = 600.0,
                        out: Any = print) -> bool:
     """Drift ``per_category`` orders per category, reconcile once, print the summary; True if all matched."""
@@ -69,6 +92,7 @@ def run_reconcile_demo(api: Any, sandbox_dir: str | Path, per_category: int = 1,
     api.wait_for_dag(DAG_ID, timeout=180)
     api.set_paused(SENSOR_DAG_ID, True)
     try:
+        age_history(sandbox_dir)
         expected = make_drift(Path(sandbox_dir), per_category=per_category, rng_seed=7)
         out(f"reconcile: injected drift into {len(expected)} orders; running {DAG_ID} ...")
         run_id = f"demo__reconcile__{int(time.time())}"
