@@ -227,3 +227,13 @@ def test_in_flight_lookup_only_for_activating_and_would_be_drift():
     cand = set(in_flight_candidates(w.frames(), NOW, 60)["Id"])
     assert cand == {stuck, behind}
     assert synced not in cand
+
+
+def test_readme_runbook_lists_every_category_in_precedence_order():
+    """The runbook's category table is the enum's list, in the order the first match is taken (one source)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| ([A-Z_]+) \| [^|]+ \| [^|]+ \| [^|]+ \|$", readme, flags=re.MULTILINE)
+    assert rows == [c.value for c in Category]
