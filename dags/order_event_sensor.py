@@ -57,18 +57,19 @@ def order_event_sensor():
     wait = OrderEventSensor(task_id="wait_for_events", replay="{{ params.replay }}")
 
     @task(execution_timeout=timedelta(minutes=10))
-    def drain_events(wait_result: dict, ti=None) -> list[dict]:
+    def drain_events(wait_result: dict) -> dict:
         from orderflow.events import tasks
 
-        return tasks.drain_events(wait_result, ti)
+        return tasks.drain_events(wait_result)
 
     @task(pool=settings.SALESFORCE_POOL, execution_timeout=timedelta(minutes=5))
-    def sweep_stuck_orders(drain_specs: list[dict], params: dict | None = None, ti=None) -> list[dict]:
+    def sweep_stuck_orders(drained: dict, params: dict | None = None, ti=None) -> list[dict]:
         from orderflow.events import tasks
 
-        return tasks.sweep(drain_specs, params["sweep_minutes"], ti)
+        return tasks.sweep(drained, params["sweep_minutes"], ti)
 
-    specs = sweep_stuck_orders(drain_events(wait.output))
+    drained = drain_events(wait.output)
+    specs = sweep_stuck_orders(drained)
     start = TriggerDagRunOperator.partial(
         task_id="start_provisioning",
         trigger_dag_id=PROVISION_DAG_ID,
@@ -79,12 +80,12 @@ def order_event_sensor():
     ).expand_kwargs(specs)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def advance_checkpoint(specs: list[dict], ti=None) -> dict:
+    def advance_checkpoint(drained: dict, specs: list[dict]) -> dict:
         from orderflow.events import tasks
 
-        return tasks.advance_checkpoint(ti, specs)
+        return tasks.advance_checkpoint(drained, specs)
 
-    start >> advance_checkpoint(specs)
+    start >> advance_checkpoint(drained, specs)
 
 
 order_event_sensor()

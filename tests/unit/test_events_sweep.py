@@ -67,3 +67,40 @@ def test_unreadable_rows_are_skipped():
 def test_threshold_must_be_positive():
     with pytest.raises(ValueError):
         sweep_stuck_orders(lambda q: [], InFlight(set()), 0, 200, now=NOW)
+
+
+def test_soql_never_reaches_past_what_the_drain_has_seen():
+    drained_through = NOW - dt.timedelta(minutes=20)
+    soql = stuck_orders_soql(15, NOW, 200, modified_before=drained_through)
+    assert "LastModifiedDate < 2025-03-01T11:40:00Z" in soql
+    # A drain more recent than the threshold changes nothing.
+    assert "LastModifiedDate < 2025-03-01T11:45:00Z" in stuck_orders_soql(15, NOW, 200, modified_before=NOW)
+
+
+class _Ti:
+    def get_dr_count(self, **_kwargs) -> int:
+        return 0
+
+
+def test_an_order_approved_after_the_drain_is_left_to_the_next_drain(monkeypatch):
+    """Seen in the soak: a sweep delayed by an Airflow restart swept orders whose events were still
+    waiting for the next drain, so one approval got two runs. The sweep's cutoff is the drain's time."""
+    from orderflow.events import tasks
+
+    monkeypatch.setattr(tasks, "RecentRuns", lambda *_a: RecentRuns(MemoryStore(), "runs"))
+    seen: list[str] = []
+
+    def query(soql: str) -> list[dict]:
+        seen.append(soql)
+        return []
+
+    drain_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    event_spec = {"trigger_run_id": f"order__{A}__{A}:1", "conf": {"order_id": A, "idem_key": f"{A}:1",
+                                                                   "source": "event"}}
+    specs = tasks.sweep({"specs": [event_spec], "drained_through": drain_time.isoformat()}, 15, _Ti(), query)
+    assert specs == [event_spec]
+    cutoff = drain_time - tasks.DRAIN_CLOCK_MARGIN
+    assert f"LastModifiedDate < {cutoff:%Y-%m-%dT%H:%M:%S}Z" in seen[0]
+    # The drain left a backlog (no drain time): the sweep waits for the next run, which drains it.
+    assert tasks.sweep({"specs": [event_spec], "drained_through": None}, 15, _Ti(), query) == [event_spec]
+    assert len(seen) == 1

@@ -81,4 +81,4 @@ class OrderEventSensor(BaseOperator):
         else:
             log.info("no event within the wait (%s); the DAG run sweeps and the next one waits again", status)
         return {"status": status, "start": begin.to_dict(), "first_event": event.get("first_event"),
-                "position": event.get("position") or ""}
+                "position": event.get("position") or "", "waited_until": event.get("waited_until")}

@@ -53,8 +53,11 @@ def sweep_run_id(order_id: str, last_modified: dt.datetime) -> str:
     return f"{RUN_ID_PREFIX}{order_id}__sweep__{int(last_modified.timestamp())}"
 
 
-def stuck_orders_soql(minutes: int, now: dt.datetime, limit: int) -> str:
+def stuck_orders_soql(minutes: int, now: dt.datetime, limit: int, modified_before: dt.datetime | None = None) -> str:
+    """Activating for more than ``minutes`` (and, if given, last modified before ``modified_before``)."""
     cutoff = now - dt.timedelta(minutes=minutes)
+    if modified_before is not None:
+        cutoff = min(cutoff, modified_before)
     return ("SELECT Id, LastModifiedDate FROM Order WHERE Activation_Status__c = 'Activating' "
             f"AND LastModifiedDate < {literal(cutoff)} ORDER BY LastModifiedDate LIMIT {int(limit)}")
 
@@ -79,16 +82,18 @@ def sweep_stuck_orders(
     recent_runs: RecentRuns | None = None,
     exclude_orders: Iterable[str] = (),
     now: dt.datetime | None = None,
+    modified_before: dt.datetime | None = None,
 ) -> SweepResult:
     """Specs (``source=sweep``) for stuck orders without a run in flight or in this drain's batch.
 
     ``count_in_flight(run_ids)`` returns how many of those provision_order runs are queued or
-    running (``RuntimeTaskInstance.get_dr_count`` in a task).
+    running (``RuntimeTaskInstance.get_dr_count`` in a task). ``modified_before``: the time up to
+    which the drain has seen every event; orders modified later wait for the next drain.
     """
     if minutes < 1:
         raise ValueError("sweep_minutes must be at least 1")
     now = now or dt.datetime.now(dt.UTC)
-    rows = query(stuck_orders_soql(minutes, now, limit))
+    rows = query(stuck_orders_soql(minutes, now, limit, modified_before))
     excluded = set(exclude_orders)
     ledger = recent_runs.load() if recent_runs is not None else {}
     result = SweepResult(stuck=len(rows))

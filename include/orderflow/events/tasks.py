@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -25,7 +26,8 @@ from orderflow.events.drain import drain, event_from_dict
 from orderflow.events.sweep import IN_FLIGHT_STATES, sweep_stuck_orders
 
 log = logging.getLogger(__name__)
-CHECKPOINT_XCOM = "checkpoint"
+# Salesforce stamps LastModifiedDate with its clock, the drain with ours: allow for some skew.
+DRAIN_CLOCK_MARGIN = dt.timedelta(seconds=30)
 CONN_ID = "salesforce_default"
 
 
@@ -36,16 +38,22 @@ def pubsub_client(conn_id: str = CONN_ID):
     return SalesforceJwtHook(conn_id).get_pubsub_client()
 
 
-def drain_events(wait: dict[str, Any], ti: Any, client: Any = None) -> list[dict[str, Any]]:
-    """Drain after the sensor's position; push the next checkpoint as XCom ``checkpoint``; return run specs."""
+def drain_events(wait: dict[str, Any], ti: Any = None, client: Any = None) -> dict[str, Any]:
+    """Drain after the sensor's position. Returns the hand-off the next tasks take (wired in the DAG):
+
+    ``specs`` (one run per order), ``checkpoint`` (the position to store once the runs exist, and the
+    event count) and ``drained_through`` (ISO time up to which every published event is in ``specs``,
+    or None when a backlog is left): the sweep leaves orders modified after it to the next drain.
+    """
     start = StartPosition.from_dict(wait["start"])
     status = wait.get("status")
     if status == "timeout":
         position = wait.get("position") or None
-        ti.xcom_push(key=CHECKPOINT_XCOM, value={"replay_id": position, "events": 0})
-        return []
+        return {"specs": [], "checkpoint": {"replay_id": position, "events": 0},
+                "drained_through": wait.get("waited_until")}
     seed = event_from_dict(wait["first_event"]) if wait.get("first_event") else None
     client = client or pubsub_client()
+    fetch_started = dt.datetime.now(dt.UTC)
     try:
         result = drain(client, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed)
     finally:
@@ -55,14 +63,27 @@ def drain_events(wait: dict[str, Any], ti: Any, client: Any = None) -> list[dict
     checkpoint = result.checkpoint
     if checkpoint is None and status == "corrupted":
         checkpoint = ""  # forget the corrupted id: the next run starts from EARLIEST
-    ti.xcom_push(key=CHECKPOINT_XCOM, value={"replay_id": checkpoint, "events": result.events,
-                                             "summary": result.summary()})
-    return result.specs
+    caught_up = result.events < MAX_EVENTS_PER_RUN
+    return {"specs": result.specs, "checkpoint": {"replay_id": checkpoint, "events": result.events,
+                                                  "summary": result.summary()},
+            "drained_through": fetch_started.isoformat() if caught_up else None}
 
 
-def sweep(drain_specs: list[dict[str, Any]], minutes: int, ti: Any, query: Any = None) -> list[dict[str, Any]]:
-    """The drain's specs plus sweep specs. A Salesforce failure skips this sweep (logged), never the drain."""
-    specs = list(drain_specs or [])
+def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None) -> list[dict[str, Any]]:
+    """The drain's specs plus sweep specs. A Salesforce failure skips this sweep (logged), never the drain.
+
+    Only orders last modified before ``drained_through`` are swept: an order approved after the drain
+    (e.g. while this run's sweep was delayed by a restart) has its event in the next drain, and
+    sweeping it would start a second run for one approval. When the drain left a backlog there is
+    no such time, and the sweep waits for the next run (which starts at once: events are waiting).
+    """
+    specs = list(drained.get("specs") or [])
+    through = drained.get("drained_through")
+    if not through:
+        log.info("sweep waits for the next run: this drain left a backlog of events (%d run spec(s) now)",
+                 len(specs))
+        return specs
+    modified_before = dt.datetime.fromisoformat(through) - DRAIN_CLOCK_MARGIN
 
     def count_in_flight(run_ids: list[str]) -> int:
         return ti.get_dr_count(dag_id=PROVISION_DAG_ID, run_ids=run_ids, states=IN_FLIGHT_STATES)
@@ -74,16 +95,17 @@ def sweep(drain_specs: list[dict[str, Any]], minutes: int, ti: Any, query: Any =
             query = SalesforceJwtHook(CONN_ID).get_conn().query
         result = sweep_stuck_orders(query, count_in_flight, int(minutes), SWEEP_LIMIT,
                                     RecentRuns(AirflowVariableStore(), RECENT_RUNS_VARIABLE),
-                                    exclude_orders={s["conf"]["order_id"] for s in specs})
+                                    exclude_orders={s["conf"]["order_id"] for s in specs},
+                                    modified_before=modified_before)
     except OrderflowError as exc:
         log.error("sweep skipped this round (the next DAG run tries again): %s", exc)
         return specs
     return specs + result.specs
 
 
-def advance_checkpoint(ti: Any, specs: list[dict[str, Any]] | None) -> dict[str, Any]:
+def advance_checkpoint(drained: dict[str, Any], specs: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Store the drained position (the runs exist now) and remember the event runs for the sweep."""
-    drained = ti.xcom_pull(task_ids="drain_events", key=CHECKPOINT_XCOM) or {}
+    drained = drained.get("checkpoint") or {}
     store = CheckpointStore(AirflowVariableStore(), CHECKPOINT_VARIABLE, TOPIC)
     try:
         old = store.load()

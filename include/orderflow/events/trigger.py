@@ -10,7 +10,7 @@ Events it yields (payload ``status``):
 * ``events``: ``first_event`` is the first event after the position (JSON form); the drain handles
   it and continues after it (this is what makes ``replay=latest`` lose nothing);
 * ``timeout``: nothing arrived within ``timeout`` s; ``position`` is a later safe position the
-  server reported (a keepalive), or "";
+  server reported (a keepalive), or ""; ``waited_until`` is when the wait ended (ISO, UTC);
 * ``corrupted``: the replay id is expired/invalid (``replayid.corrupted``): fall back to EARLIEST;
 * ``error``: the subscription failed for good (message is secret-free).
 """
@@ -18,6 +18,7 @@ Events it yields (payload ``status``):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -123,4 +124,6 @@ class OrderEventTrigger(BaseTrigger):
             yield TriggerEvent({**base, "status": "error", "message": message, "position": ""})
             return
         changed = position if (preset == "CUSTOM" and position != self.replay_id) else ""
-        yield TriggerEvent({**base, "status": "timeout", "position": changed})
+        # Every event published before now would have ended the wait: the sweep may trust this time.
+        yield TriggerEvent({**base, "status": "timeout", "position": changed,
+                            "waited_until": dt.datetime.now(dt.UTC).isoformat()})
