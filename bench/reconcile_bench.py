@@ -11,7 +11,7 @@ and prints:
   API calls per system (the emulators' own counters) and the run's summary.json figures
   on the same two frames, in the same process: our classify vs datacompy's PandasCompare (the anchor)
 
-    .venv/bin/python bench/reconcile_bench.py --orders 100000 [--orders 300000] [--port 8092]
+    .venv/bin/python bench/reconcile_bench.py --orders 100000 [--orders 300000] [--port 8096 --smtp-port 8029]
 
 Several --orders values run one after another and end with a table of how time and memory grow.
 Targets (issue 10, 2 cores): 100k end to end <= 120 s, peak RSS <= 1.5 GB, Salesforce calls <= 60 + 1 per
@@ -106,7 +106,7 @@ def anchor(folder: Path) -> dict:
             "rows": (len(sf), len(wh))}
 
 
-def bench_one(n: int, port: int, drift_pct: float, timeout: float) -> dict:
+def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: float) -> dict:
     sys.path.insert(0, str(REPO / "sandbox"))
     from orderflow_sandbox.demo import AirflowApi
     from orderflow_sandbox.drift import make_drift
@@ -115,7 +115,7 @@ def bench_one(n: int, port: int, drift_pct: float, timeout: float) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix=f"orderflow-rbench-{n}."))
     env = {**os.environ, "AIRFLOW_HOME": str(tmp / "airflow"), "SANDBOX_DIR": str(tmp / "sandbox"),
-           "AIRFLOW_PORT": str(port), "DEMO_SMTP_PORT": str(port + 1000), "DEMO_TRAFFIC": "off",
+           "AIRFLOW_PORT": str(port), "DEMO_SMTP_PORT": str(smtp_port), "DEMO_TRAFFIC": "off",
            "AIRFLOW__CORE__PARALLELISM": "4", "ORDERFLOW_REPORTS_URL": f"file://{tmp / 'reports'}"}
     env.pop("DEMO_EXIT_WHEN_DONE", None)
     print(f"\n== {n} orders: starting the embedded default in {tmp} ...", flush=True)
@@ -209,11 +209,12 @@ def show(r: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, action="append", help="repeatable; default 100000")
-    parser.add_argument("--port", type=int, default=8092)
+    parser.add_argument("--port", type=int, default=8096)
+    parser.add_argument("--smtp-port", type=int, default=8029)
     parser.add_argument("--drift", type=float, default=1.0, help="percent of orders to drift")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    results = [bench_one(n, args.port, args.drift, args.timeout) for n in (args.orders or [100_000])]
+    results = [bench_one(n, args.port, args.smtp_port, args.drift, args.timeout) for n in (args.orders or [100_000])]
     for r in results:
         show(r)
     ok = all(r["state"] == "success" and r["matched"] == r["expected"] for r in results)
