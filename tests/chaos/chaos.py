@@ -197,8 +197,10 @@ class Components:
         table = _proc_table()
         done = []
         for name in names:
+            # ``airflow api-server`` renames itself ``airflow api_server -- host:... port:...``
+            titles = (f"airflow {name}", f"airflow {name.replace('-', '_')}")
             children = [pid for pid, (ppid, cmd) in table.items()
-                        if ppid == standalone and f"airflow {name}" in cmd]
+                        if ppid == standalone and any(t in cmd for t in titles)]
             if not children:
                 raise SystemExit(f"chaos: no 'airflow {name}' child of airflow standalone (pid {standalone})")
             pids = [p for child in children for p in _tree(child, table)]
