@@ -252,6 +252,11 @@ def classify_whmcs_response(action: str, status: int, body: str, content_type: s
     message = str(data.get("message") or data.get("error") or f"HTTP {status}")
     if _WHMCS_CONFIG.search(message):
         return PermanentError(ErrorCode.WHMCS_CONFIGURATION_ERROR, f"WHMCS {action}: {message}")
+    if result != "error" and status < 400:
+        # WHMCS answers "success" or "error"; anything else (a proxy's JSON, an API change) says nothing about
+        # whether the call took effect, so it is not a refusal: retry (a retried AddOrder finds its order first).
+        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS {action}: unexpected result {result[:40]!r} "
+                                                           f"(HTTP {status}): {safe_message(message, limit=120)}")
     if status >= 500:
         return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS {action}: HTTP {status}: {message}")
     if _WHMCS_CLIENT_NOT_FOUND.search(message):

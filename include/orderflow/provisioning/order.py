@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from orderflow import order_marker
-from orderflow.errors import ErrorCode, PermanentError
+from orderflow.errors import ErrorCode, PermanentError, TransientError
 from orderflow.salesforce.soql import validate_order_id
 
 # Provisioning step 1 (docs/architecture.md, "Provisioning"): the order, its account and its items with their products, in ONE query.
@@ -62,6 +62,17 @@ class OrderSnapshot:
 
     @classmethod
     def from_record(cls, rec: dict) -> OrderSnapshot:
+        """The snapshot of a queried Order; a record of the wrong shape (no Id, items not a subquery, a
+        quantity that is no number) is a garbled answer: transient SALESFORCE_UNAVAILABLE, never a traceback."""
+        try:
+            return cls._from_record(rec)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE,
+                                 f"Salesforce answered an Order record that cannot be read "
+                                 f"({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _from_record(cls, rec: dict) -> OrderSnapshot:
         account = rec.get("Account") or {}
         items = (rec.get("OrderItems") or {}).get("records") or []
         lines = []
@@ -73,7 +84,7 @@ class OrderSnapshot:
                     item_id=item["Id"],
                     sku=product.get("StockKeepingUnit") or product.get("Name") or item.get("Product2Id") or "?",
                     product_name=product.get("Name") or "",
-                    whmcs_pid=int(pid) if pid not in (None, "") else None,
+                    whmcs_pid=_product_id(pid),
                     billing_cycle=product.get("Billing_Cycle__c") or None,
                     quantity=max(1, int(float(item.get("Quantity") or 1))),
                     whmcs_service_id=item.get("WHMCS_Service_ID__c") or None,
@@ -110,6 +121,16 @@ class ProvisioningPlan:
     @property
     def marker(self) -> str:
         return order_marker.marker(self.order_id)
+
+
+def _product_id(value: object) -> int | None:
+    """``WH_Product_ID__c`` (Number 18,0; JSON gives 12.0) as an int; None when unset or not a whole number,
+    so the item is reported under PRODUCT_MAPPING_MISSING with its SKU."""
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() and number > 0 else None
 
 
 def query_for(order_id: str) -> str:

@@ -264,6 +264,9 @@ class SalesforceClient:
                 return fn(sf)
             except SalesforceError as exc:
                 err: OrderflowError = classify_salesforce_response(exc.status, exc.content, what)
+            except requests.JSONDecodeError as exc:  # also a RequestException, but Salesforce did answer
+                err = TransientError(ErrorCode.SALESFORCE_UNAVAILABLE,
+                                     f"Salesforce {what}: expected JSON, got something else: {exc}")
             except requests.RequestException as exc:
                 err = classify_transport_error("salesforce", exc)
             except ValueError as exc:  # a 2xx body that is not JSON (HTML from a proxy)
@@ -283,7 +286,11 @@ class SalesforceClient:
         page = self._call("query", lambda sf: sf.query(soql, include_deleted=include_deleted, headers=headers,
                                                        timeout=self.timeout))
         while True:
-            yield from page.get("records", [])
+            records = page.get("records") if isinstance(page, dict) else None
+            if not isinstance(records, list):
+                raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, "Salesforce query: unexpected answer without "
+                                                                       "a records list")
+            yield from records
             if page.get("done", True) or not page.get("nextRecordsUrl"):
                 return
             next_url = page["nextRecordsUrl"]
