@@ -37,6 +37,7 @@ import random
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -50,8 +51,10 @@ from secret_scan import scan_run  # noqa: E402
 
 from orderflow.events import CHECKPOINT_VARIABLE  # noqa: E402
 from orderflow.order_marker import marked_order_ids  # noqa: E402
+from orderflow_sandbox import traffic as traffic_module  # noqa: E402
 from orderflow_sandbox.admin import admin_call  # noqa: E402
 from orderflow_sandbox.demo import order_states, settled_as_expected  # noqa: E402
+from orderflow_sandbox.salesforce.approve import sandbox_client  # noqa: E402
 from orderflow_sandbox.seed import ACTIVATED  # noqa: E402
 from orderflow_sandbox.server import read_endpoints  # noqa: E402
 from orderflow_sandbox.traffic import ApprovalTraffic, Wave  # noqa: E402
@@ -60,6 +63,21 @@ say = sayer("chaos")
 FIND_OR_CREATE = "find_or_create_whmcs_order"
 PROFILES = ("whmcs", "salesforce", "pubsub", "kill", "restart")
 HOLD_MS = 25_000  # AddOrder's answer held this long: below the client's 30 s timeout, ample time to kill
+
+
+def approve_one_by_one(data_dir: Path, order_ids: list[str]) -> list[str]:
+    """Approve each order with its own sObject PATCH (the Flow runs as for an agent's click).
+
+    The suite's approvals must not consume the faults it arms on the collections endpoint (the
+    pipeline's write-back), so they do not go through ``/composite/sobjects`` like ``approve_orders``.
+    """
+    client = sandbox_client(data_dir)
+    for order_id in order_ids:
+        client.update("Order", order_id, {"Status": "Approved"})
+    return list(order_ids)
+
+
+traffic_module.approve_orders = approve_one_by_one  # ApprovalTraffic approves through it
 
 
 @dataclass
@@ -85,7 +103,8 @@ class Run:
     injections: list[Injection] = field(default_factory=list)
     driver_sf_calls: int = 0  # the suite's own Salesforce REST calls (approvals, state polls), not the pipeline's
     approved: int = 0
-    corrupt: Injection | None = None  # the replayid.corrupted injection, judged from the logs at the end
+    corrupt: Injection | None = None  # the replayid.corrupted injection, judged from the sensor's logs
+    corrupter: threading.Thread | None = None
 
     # -------------------------------------------------------------- moments and waves
 
@@ -109,7 +128,7 @@ class Run:
         wave = self.traffic.approve(size, lose=lose, bad=bad)
         self.waves.append(wave)
         self.approved += len(wave.order_ids)
-        self.driver_sf_calls += (1 if wave.lost else 0) + (1 if len(wave.order_ids) > len(wave.lost) else 0)
+        self.driver_sf_calls += len(wave.order_ids)
         say(f"approved {len(wave.order_ids)} ({self.approved}/{self.args.orders}; {len(wave.lost)} without event, "
             f"{len(wave.bad_apples)} bad apple(s))")
         return wave
@@ -297,25 +316,44 @@ def kill_components(run: Run, components: Components) -> None:
         say(f"{' + '.join(names)} started again ({took:.0f}s)")
 
 
-def corrupt_checkpoint(run: Run) -> Injection:
-    """Set the sensor's checkpoint to a replay id the bus never assigned: Subscribe answers replayid.corrupted."""
-    aim_at(run.airflow, "between", patience=60)
-    inj = run.inject("pubsub replayid.corrupted", f"Variable {CHECKPOINT_VARIABLE} set to a never-assigned replay id")
-    current = run.airflow.get(f"/api/v2/variables/{CHECKPOINT_VARIABLE}")
-    value = json.loads(current["value"]) if current else {"topic": "/event/OrderProvisionRequested__e"}
-    value["replay_id"] = (2**62 + random.randrange(2**20)).to_bytes(8, "big").hex()
-    body = {"key": CHECKPOINT_VARIABLE, "value": json.dumps(value, sort_keys=True), "description": None}
-    resp = run.airflow.send("PATCH", f"/api/v2/variables/{CHECKPOINT_VARIABLE}", json=body)
-    if resp is not None and resp.status_code == 404:
-        resp = run.airflow.send("POST", "/api/v2/variables", json=body)
-    inj.detail += f" (HTTP {resp.status_code if resp is not None else 'no answer'})"
+def corrupt_checkpoint(run: Run, seconds: float = 180.0) -> Injection:
+    """Set the sensor's checkpoint to a replay id the bus never assigned: Subscribe answers replayid.corrupted.
+
+    The sensor reads the Variable when a run starts and each drain writes it, so a background thread
+    writes the corrupted id again whenever a drain overwrote it, until the sensor logged the fallback
+    to EARLIEST (or ``seconds`` passed).
+    """
+    bad = (2**62 + random.randrange(2**20)).to_bytes(8, "big").hex()
+    inj = run.inject("pubsub replayid.corrupted", f"Variable {CHECKPOINT_VARIABLE} set to replay id {bad}, never assigned")
+    airflow = Airflow(run.airflow.base_url, run.airflow.user, run.airflow.password)  # its own session
+    home = Path(os.environ["AIRFLOW_HOME"])
+
+    def keep_corrupting() -> None:
+        deadline = time.time() + seconds
+        writes = 0
+        while time.time() < deadline and not corrupted_seen(home):
+            current = airflow.get(f"/api/v2/variables/{CHECKPOINT_VARIABLE}")
+            value = json.loads(current["value"]) if current else {"topic": "/event/OrderProvisionRequested__e"}
+            if value.get("replay_id") != bad:
+                value["replay_id"] = bad
+                body = {"key": CHECKPOINT_VARIABLE, "value": json.dumps(value, sort_keys=True), "description": None}
+                resp = airflow.send("PATCH", f"/api/v2/variables/{CHECKPOINT_VARIABLE}", json=body)
+                if resp is not None and resp.status_code == 404:
+                    airflow.send("POST", "/api/v2/variables", json=body)
+                writes += 1
+            time.sleep(1)
+        inj.fired = corrupted_seen(home)
+        inj.detail += f"; written {writes}x; sensor fell back to EARLIEST: {inj.fired}"
+
+    run.corrupter = threading.Thread(target=keep_corrupting, name="corrupt-checkpoint", daemon=True)
+    run.corrupter.start()
     return inj
 
 
 def corrupted_seen(airflow_home: Path) -> bool:
-    """Whether the sensor logged the corrupted-replay-id fallback anywhere under AIRFLOW_HOME."""
+    """Whether the sensor logged the corrupted-replay-id fallback (its task logs carry the trigger's lines)."""
     needle = b"REPLAY ID CORRUPTED"
-    for path in airflow_home.rglob("*.log"):
+    for path in (airflow_home / "logs" / f"dag_id={SENSOR_DAG}").rglob("*.log"):
         try:
             if needle in path.read_bytes():
                 return True
@@ -384,13 +422,10 @@ def salesforce_faults(run: Run, pause) -> None:
     run.fault("salesforce", "request_limit", "query")
     run.wave()
     pause()
-    # Collections faults must not hit the suite's own approvals (also a collection call): wait until they fired.
-    inj = run.fault("salesforce", "unable_to_lock_row", "collections")
-    inj.fired = run.wait_fired("salesforce", "unable_to_lock_row", "collections", timeout=90)
-    inj = run.fault("salesforce", "lock_last_record", "collections")
-    inj.fired = run.wait_fired("salesforce", "lock_last_record", "collections", timeout=90)
-    if not inj.fired:
-        admin_call(run.data_dir, "salesforce", "DELETE", "/faults")
+    run.fault("salesforce", "unable_to_lock_row", "collections")  # the write-back's first record (the Order)
+    run.wave()
+    pause()
+    run.fault("salesforce", "lock_last_record", "collections")  # one failed item, the rest rolled back
     run.wave()
     pause()
     inj = run.inject("salesforce INVALID_SESSION_ID: every access token revoked")
@@ -418,13 +453,16 @@ def pubsub_faults(run: Run, pause) -> None:
 def settle(run: Run) -> dict[str, dict]:
     ids = sorted({oid for wave in run.waves for oid in wave.order_ids})
     deadline = time.time() + run.args.settle_minutes * 60
+    last = -1
     while True:
         states = order_states(run.endpoints, ids)
         run.driver_sf_calls += math.ceil(len(ids) / 200)
         pending = [oid for oid in ids if (states.get(oid) or {}).get("Activation_Status__c") not in ("Activated", "Failed")]
         if not pending or time.time() > deadline:
             return states
-        say(f"{len(ids) - len(pending)}/{len(ids)} settled; waiting for {len(pending)}")
+        if len(pending) != last:
+            say(f"{len(ids) - len(pending)}/{len(ids)} settled; waiting for {len(pending)}")
+            last = len(pending)
         time.sleep(5)
 
 
@@ -489,8 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     for inj in run.injections:
         if inj.fired is None:
             inj.fired = not any(f"{system} {kind} on {target}" in inj.name for system, kind, target in leftover)
-    if run.corrupt is not None:
-        run.corrupt.fired = corrupted_seen(Path(os.environ["AIRFLOW_HOME"]))
+    if run.corrupter is not None:
+        run.corrupter.join(timeout=200)
     not_fired = [inj for inj in run.injections if not inj.fired]
 
     recon = reconcile(run) if args.reconcile_minutes > 0 else "skipped"
