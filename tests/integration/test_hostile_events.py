@@ -12,7 +12,6 @@ subscriber then receives), which is the network boundary for a subscriber.
 from __future__ import annotations
 
 import io
-import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ from orderflow.salesforce.soql import to_18
 from orderflow_sandbox.connections import salesforce_client
 from orderflow_sandbox.salesforce.eventbus import EventValidationError
 from orderflow_sandbox.server import Sandbox
-from orderflow_sandbox.tls import ensure_tls
 
 TOPIC = "/event/OrderProvisionRequested__e"
 CREATED_BY = "005000000000001AAA"
@@ -195,12 +193,7 @@ def sensor_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # Events are waiting, so the trigger returns at the first one; a roomy timeout only keeps a loaded
     # machine (login + TLS + GetSchema inside the wait) from timing out before it.
     monkeypatch.setenv("ORDERFLOW_EVENT_WAIT_SECONDS", "15")
-    tls = ensure_tls(tmp_path / "ca")
-    data_dir = tmp_path / "sandbox"
-    data_dir.mkdir()
-    for src in (tls.ca_cert, tls.server_cert, tls.server_key):
-        shutil.copy2(src, data_dir / src.name)
-    env = EventsEnv(data_dir, monkeypatch)
+    env = EventsEnv(tmp_path / "sandbox", monkeypatch)  # the sandbox makes its own CA on start
     env.reset_airflow_state()
     env.start()
     yield env
