@@ -318,13 +318,16 @@ def extract_pay_methods(wh_client: Any, folder: Any, client_ids: Iterable[int],
     with target.open("w", encoding="utf-8", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(PAYMETHOD_COLUMNS)
-        for cid in ids:
+        def count(cid: int) -> int:
             try:
-                methods = wh_client.get_pay_methods(cid)
+                return len(wh_client.get_pay_methods(cid))
             except PermanentError as exc:  # e.g. the client was deleted: no pay method
                 log.warning("GetPayMethods for client %s: %s", cid, exc.message)
-                methods = []
-            writer.writerow((cid, len(methods)))
+                return 0
+
+        with ThreadPoolExecutor(max_workers=WHMCS_WORKERS, thread_name_prefix="whmcs-paymethods") as pool:
+            for cid, n in zip(ids, pool.map(count, ids), strict=True):
+                writer.writerow((cid, n))
     result.rows[PAYMETHODS_FILE], result.files[PAYMETHODS_FILE] = len(ids), str(target)
     result.api_calls = wh_client.total_calls - calls_before
     result.duration_s = round(time.monotonic() - t0, 3)
