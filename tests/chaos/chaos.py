@@ -210,6 +210,13 @@ class Components:
             for name in names:
                 pgid = self.pgid(name)
                 os.killpg(pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:  # gone, or airflow-components.sh start thinks it is alive
+                    try:
+                        os.killpg(pgid, 0)
+                    except ProcessLookupError:
+                        break
+                    time.sleep(0.2)
                 done.append(f"{name} (process group {pgid})")
             return "SIGKILL " + ", ".join(done)
         standalone = self.pgid("airflow")
@@ -310,6 +317,7 @@ def kill_components(run: Run, components: Components) -> None:
         inj.detail = components.kill(names)
         say(inj.detail)
         run.wave()  # approved while it is down
+        time.sleep(5)  # down for a while: runs pile up, heartbeats go missing
         took = components.restart()
         inj.fired = True
         inj.detail += f"; back after {took:.0f}s"
@@ -490,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sandbox", required=True)
     parser.add_argument("--orders", type=int, default=200)
     parser.add_argument("--shape", choices=("embedded", "distributed"), default="embedded")
-    parser.add_argument("--wave-size", type=int, default=0, help="orders per wave (default orders/16, at least 2)")
+    parser.add_argument("--wave-size", type=int, default=0, help="orders per wave (default orders/24, at least 1)")
     parser.add_argument("--gap-seconds", type=float, default=6.0, help="pause between waves")
     parser.add_argument("--settle-minutes", type=float, default=5.0, help="how long the last orders may take")
     parser.add_argument("--reconcile-minutes", type=float, default=3.0, help="0: no reconciliation afterwards")
@@ -499,7 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", type=lambda v: [f.strip() for f in v.split(",") if f.strip()],
                         default=list(PROFILES), help=f"comma-separated subset of {','.join(PROFILES)}")
     args = parser.parse_args(argv)
-    args.wave_size = args.wave_size or max(2, args.orders // 16)
+    # ~24 waves: every fault and kill of the schedule lands on fresh approvals, the rest follow
+    args.wave_size = args.wave_size or max(1, args.orders // 24)
     unknown = set(args.faults) - set(PROFILES)
     if unknown:
         parser.error(f"--faults: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PROFILES)}")
