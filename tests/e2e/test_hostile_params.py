@@ -15,6 +15,7 @@ queued and nothing runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,16 +123,10 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{BASE}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, (home / "api-server.log").read_text()[-3000:]
+        while not _healthy():
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the API server did not come up: " + (home / "api-server.log").read_text()[-3000:])
             time.sleep(1)
-        else:
-            pytest.fail("the API server did not come up: " + (home / "api-server.log").read_text()[-3000:])
         token = requests.get(f"{BASE}/auth/token", timeout=10).json()["access_token"]
         yield {"env": env, "headers": {"Authorization": f"Bearer {token}"}}
     finally:
@@ -142,6 +137,12 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+def _healthy() -> bool:
+    with contextlib.suppress(requests.RequestException):
+        return requests.get(f"{BASE}/api/v2/monitor/health", timeout=2).ok
+    return False
 
 
 def _runs(airflow: dict, dag_id: str) -> list[dict]:
