@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SANDBOX_DIR ?= .sandbox
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: venv demo test lint ci sandbox soak chaos bench-provision lock clean
+.PHONY: venv demo test test-ui lint ci sandbox soak chaos bench-provision lock clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,11 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: venv
 	@bash scripts/run-tests.sh
+
+# Browser tests (Playwright + Debian's chromium at /usr/bin/chromium) against a demo on port 8095;
+# screenshots in build/ui-screenshots/.
+test-ui: venv
+	ORDERFLOW_UI_TESTS=1 $(BIN)/python -m pytest -p no:cacheprovider tests/ui -v --timeout 1500
 
 lint: venv
 	$(BIN)/ruff check .

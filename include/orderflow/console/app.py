@@ -10,6 +10,7 @@ console shows state and links to Airflow's own actions, it changes nothing.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from orderflow.console import orders as order_lookup
 from orderflow.console.query import InvalidQuery, OrderQuery, parse_query
@@ -37,7 +39,8 @@ STATES = (  # what each Activation_Status__c means, for the legend on every orde
     ("Failed", "provisioning stopped; the error code says why and the runbook says what to do"),
 )
 _PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-src 'self'; "
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
+    "frame-src 'self'; "
     "frame-ancestors 'self'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -49,6 +52,16 @@ _REPORT_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
 }
+
+
+_CONSOLE_JS = Path(__file__).parent / "static" / "console.js"
+_BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def code_spans(text: str | None) -> Markup:
+    """Escape ``text`` and show its Markdown code spans (the runbook's `field` names) as <code>."""
+    escaped = str(escape(text or ""))
+    return Markup(_BACKTICKS.sub(lambda m: f"<code>{m.group(1)}</code>", escaped))
 
 
 def require_dag_read() -> Callable[..., None]:
@@ -101,6 +114,7 @@ def create_app(
         loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    templates.filters["code_spans"] = code_spans
     app = FastAPI(
         title="orderflow console",
         dependencies=[Depends(check)],
@@ -169,6 +183,11 @@ def create_app(
             return None
 
     # ----------------------------------------------------------------- Orders
+
+    @app.get("/static/console.js", include_in_schema=False)
+    def console_js() -> Response:
+        return Response(_CONSOLE_JS.read_text(), media_type="text/javascript",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"})
 
     @app.get("/", include_in_schema=False)
     def home(request: Request) -> RedirectResponse:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orderflow.errors import safe_message
-from orderflow.reconcile import RECONCILE_DAG_ID
+from orderflow.reconcile import NOT_DRIFT, RECONCILE_DAG_ID
 from orderflow.reconcile.report import DRIFT_FILE, HTML_FILE, SUMMARY_FILE
 
 __all__ = ["RECONCILE_DAG_ID", "DriftEntry", "ReportRun", "ReportStore", "reports_base_url"]
@@ -49,6 +49,11 @@ class ReportRun:
     has_html: bool
     counts: dict[str, int] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def drifted(self) -> int:
+        """Orders the run found drifted (everything but IN_SYNC and IN_FLIGHT)."""
+        return sum(n for category, n in self.counts.items() if category not in NOT_DRIFT)
 
     def covers(self, order_id: str) -> bool:
         """Whether this run compared ``order_id`` for sure (all orders, or exactly this one)."""

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 RUNBOOK_HEADING = "## Runbook (ops)"
 FALLBACK_STEP = "See the Runbook (ops) section of the README."
-_ROW_RE = re.compile(r"^\|(?P<codes>[^|]+)\|(?P<step>.+)\|\s*$")
+STEP_COLUMN = "what to do"
 _CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")
 
 
@@ -29,25 +29,38 @@ def readme_path() -> Path:
     return Path(__file__).resolve().parents[3] / "README.md"
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def parse_runbook(markdown: str) -> dict[str, str]:
-    """``{error code: what to do}`` from the runbook section's table rows (``A / B`` rows name two codes)."""
+    """``{error code: what to do}`` from the runbook's table whose header starts with ``code``.
+
+    The step is the ``what to do`` column (the last one when the header names none); a row naming
+    ``A / B`` gives both codes the same step.
+    """
     steps: dict[str, str] = {}
     in_section = False
+    step_col: int | None = None
     for line in markdown.splitlines():
         if line.startswith("## "):
-            in_section = line.strip() == RUNBOOK_HEADING
+            in_section, step_col = line.strip() == RUNBOOK_HEADING, None
             continue
-        if not in_section:
+        if not in_section or not line.lstrip().startswith("|"):
+            step_col = None if not line.strip() else step_col
             continue
-        match = _ROW_RE.match(line.strip())
-        if not match:
+        cells = _cells(line)
+        if step_col is None:
+            if cells and cells[0].lower() == "code":
+                header = [c.lower() for c in cells]
+                step_col = header.index(STEP_COLUMN) if STEP_COLUMN in header else len(cells) - 1
             continue
-        codes = [c.strip().strip("`") for c in match.group("codes").split("/")]
-        step = match.group("step").strip()
-        if not all(_CODE_RE.match(c) for c in codes):
-            continue  # header or separator row
-        for code in codes:
-            steps[code] = step
+        if len(cells) <= step_col:
+            continue
+        codes = [c.strip().strip("`") for c in cells[0].split("/")]
+        if all(_CODE_RE.match(c) for c in codes):
+            for code in codes:
+                steps[code] = cells[step_col]
     return steps
 
 

@@ -1,6 +1,6 @@
 """The console inside a real Airflow API server app (plugins folder = the repo's ``plugins/``).
 
-One sandbox per module, seeded; a happy and a failing order go through real ``provision_order``
+One sandbox for the package, seeded; a happy and a failing order go through real ``provision_order``
 runs (``dag.test``) so the Orders view has Salesforce, WHMCS and Airflow state to show. The app is
 Airflow's own ``create_app()`` with the simple auth manager, so the console's auth is Airflow's.
 """
@@ -49,7 +49,7 @@ def _run(dag, order_id: str) -> str:
     return dr.state
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def console_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleEnv]:
     from orderflow_sandbox.connections import connection_env
     from orderflow_sandbox.salesforce.approve import approve_orders
