@@ -12,7 +12,11 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
+# A whole Airflow instance starts and stops here: more than the suite's default 300 s on a busy machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_demo_provisions_every_seeded_order_through_events(tmp_path):

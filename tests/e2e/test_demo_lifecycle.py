@@ -19,6 +19,8 @@ import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# A whole Airflow instance starts and stops here: more than the suite's default 300 s on a busy machine.
+pytestmark = pytest.mark.timeout(900)
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
