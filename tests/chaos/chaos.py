@@ -500,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=("embedded", "distributed"), default="embedded")
     parser.add_argument("--wave-size", type=int, default=0, help="orders per wave (default orders/24, at least 1)")
     parser.add_argument("--gap-seconds", type=float, default=6.0, help="pause between waves")
-    parser.add_argument("--settle-minutes", type=float, default=5.0, help="how long the last orders may take")
+    parser.add_argument("--settle-minutes", type=float, default=float(os.environ.get("CHAOS_SETTLE_MINUTES", "8")),
+                        help="how long the last orders may take (CHAOS_SETTLE_MINUTES)")
     parser.add_argument("--reconcile-minutes", type=float, default=3.0, help="0: no reconciliation afterwards")
     parser.add_argument("--reports", default="", help="the reports folder to scan (ORDERFLOW_REPORTS_URL's path)")
     parser.add_argument("--seed", type=int, default=1212)
