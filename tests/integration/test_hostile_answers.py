@@ -221,6 +221,13 @@ def test_empty_string_for_the_order_list_means_no_orders(stub, whmcs, body):
     assert whmcs.find_orders_by_note(3, f"sfOrderId={ORDER_ID}") == []
 
 
+@pytest.mark.parametrize("products", ["", {"product": ""}, None], ids=["empty-string", "nested-empty", "null"])
+def test_empty_string_for_the_service_list_means_no_services(stub, whmcs, products):
+    stub.serve(200, {"result": "success", "clientid": "3", "totalresults": "0", "numreturned": 0,
+                     "products": products})
+    assert list(whmcs.iter_client_products(clientid=3)) == []
+
+
 def test_empty_string_for_line_items_means_no_services(stub, whmcs):
     stub.serve(200, {"result": "success", "totalresults": "1", "numreturned": "1",
                      "orders": {"order": [{"id": "12", "status": "Pending", "lineitems": ""}]}})
