@@ -33,11 +33,6 @@ log = logging.getLogger(__name__)
 MOUNT_PREFIX = "/orderflow"
 SALESFORCE_CONN_ID = "salesforce_default"
 WHMCS_CONN_ID = "whmcs_default"
-STATES = (  # what each Activation_Status__c means, for the legend on every order page
-    ("Activating", "approved; provisioning is queued or running (or stuck: see the runs)"),
-    ("Activated", "WHMCS order accepted and its service ids written back to every item"),
-    ("Failed", "provisioning stopped; the error code says why and the runbook says what to do"),
-)
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
     "frame-src 'self'; "
@@ -56,6 +51,12 @@ _REPORT_HEADERS = {
 
 _CONSOLE_JS = Path(__file__).parent / "static" / "console.js"
 _BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def when(value: str | None) -> str:
+    """An ISO timestamp from Salesforce or Airflow as ``YYYY-MM-DD HH:MM:SS`` (both are UTC)."""
+    text = (value or "").replace("T", " ")
+    return text[:19]
 
 
 def code_spans(text: str | None) -> Markup:
@@ -115,6 +116,7 @@ def create_app(
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     templates.filters["code_spans"] = code_spans
+    templates.filters["when"] = when
     app = FastAPI(
         title="orderflow console",
         dependencies=[Depends(check)],
@@ -136,7 +138,7 @@ def create_app(
     def page(name: str, request: Request, status_code: int = 200, **context: Any) -> HTMLResponse:
         base = _ui_base(request)
         html = templates.get_template(name).render(
-            console=f"{base}{MOUNT_PREFIX}", ui=base, states=STATES, provision_dag=PROVISION_DAG_ID, **context
+            console=f"{base}{MOUNT_PREFIX}", ui=base, provision_dag=PROVISION_DAG_ID, **context
         )
         return HTMLResponse(html, status_code=status_code, headers=_PAGE_HEADERS)
 
