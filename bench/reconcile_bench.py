@@ -41,18 +41,32 @@ PHASES = ("validate_params", "extract_salesforce", "extract_whmcs", "check_pay_m
 
 
 class RssSampler(threading.Thread):
-    """Max RSS per process below ``root`` (the launcher's tree), for processes born after ``start()``."""
+    """Max RSS per process of this Airflow (matched by its AIRFLOW_HOME), for processes born after start().
 
-    def __init__(self, root: int, interval: float = 0.2) -> None:
+    demo.sh starts the components in their own sessions, so the launcher's process tree does not
+    hold them; the environment does.
+    """
+
+    def __init__(self, airflow_home: str, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.root, self.interval = psutil.Process(root), interval
-        self.before = {p.pid for p in self.root.children(recursive=True)}
+        self.home, self.interval = airflow_home, interval
+        self.before = {p.pid for p in self._ours()}
         self.peak: dict[int, tuple[int, str]] = {}
         self.stop_event = threading.Event()
 
+    def _ours(self) -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if proc.environ().get("AIRFLOW_HOME") == self.home:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
     def run(self) -> None:
         while not self.stop_event.is_set():
-            for proc in self.root.children(recursive=True):
+            for proc in self._ours():
                 if proc.pid in self.before:
                     continue
                 try:
@@ -145,7 +159,7 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
         print(f"   seeded and drifted in {time.monotonic() - t0:.0f}s ({len(expected)} drifted keys, "
               f"{per_category} per category)", flush=True)
         sf0, wh0 = counters(endpoints)
-        sampler = RssSampler(launcher.pid)
+        sampler = RssSampler(env["AIRFLOW_HOME"])
         sampler.start()
         run_id = f"bench__{n}__{int(time.time())}"
         started = time.monotonic()
