@@ -17,9 +17,12 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from orderflow import settings
-from orderflow.reconcile import PROVISION_DAG_ID, RECONCILE_DAG_ID, reports_url, timezone_name
+from orderflow.reconcile import PROVISION_DAG_ID, RECONCILE_DAG_ID, timezone_name
 
-REPORT_ASSET = Asset(name="orderflow_reconcile_report", uri=reports_url().rstrip("/") + "/reconcile/")
+# The asset names the report, not where it is stored: a URI built from ORDERFLOW_REPORTS_URL at parse time
+# changes whenever that setting does, and Airflow then refuses the outlet as an inactive asset. The event's
+# extra carries the run's folder.
+REPORT_ASSET = Asset(name="orderflow_reconcile_report", uri="orderflow://reconcile/report")
 
 default_args = {
     "owner": "orderflow",

@@ -116,8 +116,12 @@ def test_whmcs_client_that_does_not_exist_fails_with_whmcs_client_not_found(dagb
     oid = env.take("Activated")
     env.approve(oid)
     account_id = env.order(oid)["AccountId"]
+    original = env.sf.get("Account", account_id)["WH_Account__c"]
     env.sf.update("Account", account_id, {"WH_Account__c": "#999999 - Nobody"})
-    run(dagbag, oid)
+    try:
+        run(dagbag, oid)
+    finally:  # the account has other orders that later tests provision
+        env.sf.update("Account", account_id, {"WH_Account__c": original})
     assert_failed(env, oid, ErrorCode.WHMCS_CLIENT_NOT_FOUND)
 
 
