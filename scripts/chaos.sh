@@ -28,7 +28,7 @@ export ORDERFLOW_SWEEP_MINUTES="${ORDERFLOW_SWEEP_MINUTES:-1}"
 export ORDERFLOW_REPORTS_URL="file://$work/reports"
 export CHAOS_REPORTS="$work/reports"
 rc=0
-DEMO_CHAOS=1 DEMO_SHAPE="$shape" DEMO_PG_DB=orderflow_chaos DEMO_REDIS_DB=9 AIRFLOW_PORT="$port" DEMO_SMTP_PORT="$smtp" \
+DEMO_CHAOS=1 DEMO_SHAPE="$shape" DEMO_PG_DB=orderflow_chaos DEMO_REDIS_DB=10 AIRFLOW_PORT="$port" DEMO_SMTP_PORT="$smtp" \
   AIRFLOW_HOME="$work/airflow" SANDBOX_DIR="$work/sandbox" bash scripts/demo.sh || rc=$?
 if [[ $rc != 0 ]]; then
   echo "chaos failed (exit $rc); last lines of the component logs:"

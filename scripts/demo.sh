@@ -2,7 +2,8 @@
 # `make demo`: Airflow standalone (SQLite + LocalExecutor) + the sandbox emulators + a local SMTP sink,
 # all in project-local folders. Ctrl-C stops every process it started (by process group).
 # DEMO_EXIT_WHEN_DONE=1: seed, drive the flow, print the outcome table, stop everything, exit 0 only if
-# every order settled as expected.
+# every order settled as expected (and, unless DEMO_RECONCILE=0, one reconciliation found every category of
+# drift injected after provisioning).
 # DEMO_SOAK=1: the soak test (tests/soak/soak.py, `make soak`): waves of approvals over SOAK_MINUTES,
 # lost events, Airflow stopped and started mid-run; exit 0 only if nothing was lost or duplicated.
 # Otherwise (interactive): DEMO_TRAFFIC=off|slow|busy (default slow) keeps approving a few orders a
@@ -136,7 +137,8 @@ DRIVER_ARGS=(--airflow "http://localhost:$AIRFLOW_PORT" --user "$ADMIN_USER" --p
              --sandbox "$SANDBOX_DIR")
 if [[ "${DEMO_EXIT_WHEN_DONE:-0}" == "1" ]]; then
   run_driver python -m orderflow_sandbox.demo drive "${DRIVER_ARGS[@]}" --orders "${DEMO_ORDERS:-24}" \
-    --timeout "${DEMO_TIMEOUT:-600}" --maildir "$AIRFLOW_HOME/mail" --trigger "${DEMO_TRIGGER:-events}"
+    --timeout "${DEMO_TIMEOUT:-600}" --maildir "$AIRFLOW_HOME/mail" --trigger "${DEMO_TRIGGER:-events}" \
+    "$([[ "${DEMO_RECONCILE:-1}" == "1" ]] && echo --reconcile || echo --no-reconcile)"
   exit $?
 fi
 if [[ "${DEMO_SOAK:-0}" == "1" ]]; then

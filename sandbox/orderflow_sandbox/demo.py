@@ -101,6 +101,16 @@ class AirflowApi:
             if not page["dag_runs"] or offset >= page["total_entries"]:
                 return sources
 
+    def wait_until_idle(self, dag_id: str, timeout: float) -> None:
+        """Wait until ``dag_id`` has no queued or running run."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            page = self._retry("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&state=running&limit=1").json()
+            if page["total_entries"] == 0:
+                return
+            time.sleep(2)
+        raise SystemExit(f"{dag_id} still had runs in flight after {timeout:.0f}s")
+
     def wait_for_dag(self, dag_id: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -209,7 +219,16 @@ def cmd_drive(args: argparse.Namespace) -> int:
         for subject in subjects[:5]:
             print(f"  {subject}")
     print(f"\ndemo: {good}/{len(order_ids)} orders settled as expected in {elapsed:.0f}s; {mails} notification mails in the SMTP sink")
-    return 0 if good == len(order_ids) and sensor_ok else 1
+    provisioned_ok = good == len(order_ids) and sensor_ok
+    reconciled_ok = True
+    if args.reconcile and provisioned_ok:
+        from orderflow_sandbox.demo_reconcile import run_reconcile_demo
+
+        print("\ndemo: reconciliation: drift a few orders on purpose, run reconcile_orders once, check each category")
+        # An Activated order's run may still be finishing (notify): reconciliation would rightly call it IN_FLIGHT.
+        api.wait_until_idle("provision_order", timeout=args.timeout)
+        reconciled_ok = run_reconcile_demo(api, data_dir, per_category=1, timeout=args.timeout)
+    return 0 if provisioned_ok and reconciled_ok else 1
 
 
 # pace -> (seconds between waves, orders per wave, a bad apple every N waves, a lost event every N waves)
@@ -265,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--maildir")
     p.add_argument("--trigger", choices=["rest", "events"], default="events",
                    help="events: the sensor DAG starts the runs from the Flow's events; rest: trigger each run")
+    p.add_argument("--reconcile", action=argparse.BooleanOptionalAction, default=True,
+                   help="after provisioning: inject drift, run reconcile_orders once and check its categories")
     p.set_defaults(func=cmd_drive)
     p = sub.add_parser("traffic")
     p.add_argument("--airflow", required=True)

@@ -1,5 +1,6 @@
 """`DEMO_EXIT_WHEN_DONE=1 make demo`, end to end: Airflow standalone (SQLite + LocalExecutor), the
-sandbox, the Flow's events, the sensor, provisioning, the table — with a small batch of orders.
+sandbox, the Flow's events, the sensor, provisioning, the table, then one reconciliation of drift injected on
+purpose — with a small batch of orders.
 
 The same script with DEMO_SHAPE=distributed runs in CI (.ci/run) against PostgreSQL and Redis.
 """
@@ -23,8 +24,8 @@ def test_demo_provisions_every_seeded_order_through_events(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "ORDERFLOW_"))}
     env.update(
         DEMO_EXIT_WHEN_DONE="1",
-        DEMO_ORDERS="8",
-        DEMO_TIMEOUT="300",
+        DEMO_ORDERS="20",  # enough healthy orders for the reconciliation act to drift one per category
+        DEMO_TIMEOUT="400",
         AIRFLOW_PORT="8097",
         DEMO_SMTP_PORT="8027",
         AIRFLOW_HOME=str(tmp_path / "airflow"),
@@ -36,10 +37,12 @@ def test_demo_provisions_every_seeded_order_through_events(tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    assert "8/8 orders were started by order_event_sensor" in out
-    assert "8/8 orders settled as expected" in out
+    assert "20/20 orders were started by order_event_sensor" in out
+    assert "20/20 orders settled as expected" in out
     rows = [line for line in out.splitlines() if re.match(r"^801\w{15} ", line)]
-    assert len(rows) == 8 and all(row.endswith("yes") for row in rows)
+    assert len(rows) == 20 and all(row.endswith("yes") for row in rows)
+    # The reconciliation act: drift injected after provisioning, one reconcile_orders run found each category.
+    assert "reconcile: every category came out as injected" in out, out[-4000:]
     for code in ("PRODUCT_MAPPING_MISSING", "CLIENT_MAPPING_MISSING", "PAYMENT_METHOD_MISSING"):
         assert any(code in row and "Failed" in row for row in rows), code
     assert "login: admin / admin" in out
