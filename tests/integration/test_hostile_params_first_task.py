@@ -1,5 +1,5 @@
 """Params the trigger schema cannot judge reach a run (the REST API and the CLI accept them: see
-tests/e2e/test_hostile_params.py); the DAG's first task must refuse them for good and nothing may be
+tests/e2e/test_hostile_params_live.py); the DAG's first task must refuse them for good and nothing may be
 written anywhere: no Salesforce or WHMCS call at all, no Order marked Failed, no report.
 
 Real DAG runs (``dag.test()``) against the sandbox over TLS; the sandbox's call counters are the witness.

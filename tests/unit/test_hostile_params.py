@@ -2,7 +2,7 @@
 when the UI, the REST API, the CLI or a TriggerDagRunOperator creates a run) with a message naming the
 field, and again by the DAG's first task, which is the last line before anything reaches SOQL.
 
-The same rows go through a live API server and the CLI in tests/e2e/test_hostile_params.py.
+The same rows go through a live API server and the CLI in tests/e2e/test_hostile_params_live.py.
 """
 
 from __future__ import annotations
