@@ -114,11 +114,13 @@ def test_scheduled_dags_create_a_new_logical_date_every_cycle(dagbag, monkeypatc
     """
     import datetime as dt
 
+    import airflow.timetables.trigger
     from airflow._shared.timezones import timezone
     from airflow.serialization.serialized_objects import DagSerialization
 
     clock = {"now": dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)}
     monkeypatch.setattr(timezone, "utcnow", lambda: clock["now"])
+    monkeypatch.setattr(airflow.timetables.trigger, "utcnow", lambda: clock["now"])  # cron timetables import it by name
     # The scheduler works on the serialized DAG; time-scheduled timetables say can_be_scheduled.
     serialized_dags = {dag_id: DagSerialization.from_dict(DagSerialization.to_dict(dag))
                        for dag_id, dag in dagbag.dags.items()}
