@@ -22,8 +22,9 @@ bash scripts/setup-airflow.sh
 if [[ $# -gt 0 ]]; then exec python -m pytest -p no:cacheprovider "$@"; fi
 # The whole suite. The console tests build Airflow's API app (auth manager, plugins) inside the test
 # process with their own settings; in one process after the rest of the suite they met an auth manager
-# state other tests had left (anonymous requests got 200), so they get a process of their own.
+# state other tests had left (anonymous requests got 200), so they get a process of their own, with a
+# metadata DB of their own (they count an order's runs; the seeds' Order ids repeat across suites).
 rc=0
 python -m pytest -p no:cacheprovider --ignore=tests/integration/console || rc=$?
-python -m pytest -p no:cacheprovider tests/integration/console || rc=$?
+bash scripts/run-tests.sh tests/integration/console || rc=$?
 exit $rc
