@@ -1,8 +1,20 @@
-# orderflow image: the official Airflow image plus the pinned set and this package.
-FROM apache/airflow:3.3.2-python3.11
-COPY --chown=airflow:0 requirements.txt pyproject.toml /opt/orderflow/
+# orderflow images: the official Airflow image plus this repository, pinned by requirements.txt (as constraints,
+# so each image gets only what its distributions need, at the pinned versions).
+#   pipeline (the last stage, so the default of `docker build .`): the orderflow package and its dependencies only;
+#            every Airflow service in docker-compose.yaml runs it.
+#   sandbox: the pipeline plus the local Salesforce/WHMCS emulators (orderflow-sandbox, sandbox/pyproject.toml);
+#            only docker-compose.yaml's sandbox profile runs it. Dev and demo only, never in production.
+FROM apache/airflow:3.3.2-python3.11 AS orderflow
+# README.md: the ops console takes its runbook steps from the README's table.
+COPY --chown=airflow:0 requirements.txt pyproject.toml README.md /opt/orderflow/
 COPY --chown=airflow:0 include /opt/orderflow/include
-COPY --chown=airflow:0 sandbox /opt/orderflow/sandbox
 RUN pip install --no-cache-dir -c /opt/orderflow/requirements.txt "apache-airflow==${AIRFLOW_VERSION}" \
-        -r /opt/orderflow/requirements.txt \
- && pip install --no-cache-dir --no-deps -e /opt/orderflow
+        -e /opt/orderflow
+
+FROM orderflow AS sandbox
+COPY --chown=airflow:0 sandbox /opt/orderflow/sandbox
+# The org's SFDX metadata: the emulator builds its schema and platform events from it.
+COPY --chown=airflow:0 salesforce /opt/orderflow/salesforce
+RUN pip install --no-cache-dir -c /opt/orderflow/requirements.txt -e /opt/orderflow/sandbox
+
+FROM orderflow AS pipeline

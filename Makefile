@@ -11,14 +11,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 venv: $(STAMP)
 
-# The venv is built once from the pinned set and reused until requirements.txt or
-# pyproject.toml change. Nothing but packages is fetched.
-$(STAMP): requirements.txt pyproject.toml
+# The venv is built once from the pinned set and reused until requirements.txt or a
+# pyproject.toml change. Nothing but packages is fetched. Dev gets both distributions, editable:
+# the pipeline (orderflow, ./pyproject.toml) and the emulators (orderflow-sandbox, sandbox/pyproject.toml).
+$(STAMP): requirements.txt pyproject.toml sandbox/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements.txt -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e ./sandbox
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
@@ -56,7 +57,7 @@ bench-provision: venv
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet -e ".[dev]"
+	.lock-venv/bin/pip install --quiet -e ".[dev]" -e ./sandbox
 	{ grep '^#' requirements.txt; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^orderflow'; } > requirements.txt.new
 	mv requirements.txt.new requirements.txt && rm -rf .lock-venv
 
