@@ -83,9 +83,9 @@ def test_recent_runs_keep_the_latest_run_per_order_and_expire():
     ledger = RecentRuns(MemoryStore(), "runs", clock=lambda: now[0])
     ledger.record({"801A": "order__801A__k1"})
     ledger.record({"801A": "order__801A__k2", "801B": "order__801B__k1"})
-    assert ledger.run_ids_for("801A") == ["order__801A__k2"]
+    assert ledger.load()["801A"] == ["order__801A__k2", 1_000_000]
     now[0] += 25 * 3600
-    assert ledger.run_ids_for("801A") == []
+    assert "801A" not in ledger.load() and ledger.load() == {}
 
 
 def test_recent_runs_are_bounded():

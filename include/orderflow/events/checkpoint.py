@@ -33,8 +33,6 @@ class KeyValueStore(Protocol):
 
     def set(self, key: str, value: str) -> None: ...
 
-    def delete(self, key: str) -> None: ...
-
 
 class MemoryStore:
     """A dict-backed store for tests and tools."""
@@ -47,9 +45,6 @@ class MemoryStore:
 
     def set(self, key: str, value: str) -> None:
         self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
 
 
 class AirflowVariableStore:
@@ -64,11 +59,6 @@ class AirflowVariableStore:
         from airflow.sdk import Variable
 
         Variable.set(key, value)
-
-    def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.delete(key)
 
 
 def utc_now_iso() -> str:
@@ -153,9 +143,6 @@ class CheckpointStore:
         self.store.set(self.key, checkpoint.to_json())
         return checkpoint
 
-    def reset(self) -> None:
-        self.store.delete(self.key)
-
 
 def resolve_start(replay: str, store: CheckpointStore) -> StartPosition:
     """Turn the ``replay`` param (checkpoint | latest | earliest | hex replay id) into a position.
@@ -216,10 +203,6 @@ class RecentRuns:
         cutoff = self.clock() - RECENT_RUNS_MAX_AGE_SECONDS
         return {k: v for k, v in data.items()
                 if isinstance(v, list) and len(v) == 2 and isinstance(v[1], (int, float)) and v[1] >= cutoff}
-
-    def run_ids_for(self, order_id: str) -> list[str]:
-        entry = self.load().get(order_id)
-        return [entry[0]] if entry else []
 
     def record(self, runs: dict[str, str]) -> None:
         """Remember ``{order_id: run_id}`` for the runs just started (no write when empty)."""

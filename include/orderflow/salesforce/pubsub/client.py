@@ -493,22 +493,6 @@ class PubSubClient:
         await self._arun(state, idle_timeout=wait_seconds, deadline=None)
         return state.result()
 
-    async def wait_for_events(
-        self,
-        topic: str,
-        replay_preset: ReplayPreset = "LATEST",
-        replay_id: bytes | None = None,
-        timeout: float = 60.0,
-    ) -> bool:
-        """Wait up to ``timeout`` s until at least one event exists after the given position.
-
-        Keepalives do not end the wait. The event is not consumed in any durable sense: the
-        caller drains from its checkpoint afterwards.
-        """
-        state = _Fetch(topic, replay_preset, replay_id, 1, 1, stop_on_keepalive=False)
-        await self._arun(state, idle_timeout=None, deadline=time.monotonic() + timeout)
-        return bool(state.events)
-
     async def _arun(self, state: _Fetch, idle_timeout: float | None, deadline: float | None) -> None:
         async with grpc.aio.secure_channel(self.endpoint, self._credentials()) as channel:
             stub = pb2_grpc.PubSubStub(channel)
