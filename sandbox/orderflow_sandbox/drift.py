@@ -37,10 +37,11 @@ from pathlib import Path
 
 import requests
 
+from orderflow.order_marker import carries_marker, marker
+
 log = logging.getLogger(__name__)
 
 DRIFT_EXPECTED_FILE = "drift_expected.json"
-MARKER_PREFIX = "sfOrderId="  # the pipeline's AddOrder note, as the seed writes it
 
 # Every category drift can make, in reconciliation's precedence order (first match wins); a test checks
 # they are the pipeline's (orderflow.reconcile.Category) without the sandbox importing pipeline code.
@@ -164,7 +165,7 @@ class _Injector:
         client = _client_id((rec.get("Account") or {}).get("WH_Account__c"))
         items = (rec.get("OrderItems") or {}).get("records") or []
         order = self.wh.get_order(rec["WHMCS_Order_ID__c"])
-        if client is None or order is None or order.status != "Active" or order.notes != MARKER_PREFIX + rec["Id"]:
+        if client is None or order is None or order.status != "Active" or not carries_marker(order.notes, rec["Id"]):
             return None
         if [li.status for li in order.line_items] != ["Active"] * len(items):
             return None
@@ -193,8 +194,7 @@ class _Injector:
             if self.wh.get_pay_methods(client):
                 continue  # already recovered
             orders = list(self.wh.iter_orders(userid=client, page_size=250))
-            if any(o.notes.startswith(MARKER_PREFIX) and o.notes[len(MARKER_PREFIX):] in by_client[client]
-                   for o in orders):
+            if any(carries_marker(o.notes, order_id) for o in orders for order_id in by_client[client]):
                 continue  # a WHMCS order exists: that is not "failed with no WHMCS order"
             chosen[client] = by_client[client]
         if len(chosen) < k:
@@ -208,7 +208,7 @@ class _Injector:
     def _duplicate(self, batch: list[_Healthy]) -> None:
         for o in batch:
             placed = self.wh.add_order(o.client_id, "banktransfer", [(pid, cycle, 1) for pid, cycle in o.items],
-                                       notes=MARKER_PREFIX + o.order_id, noinvoice=True, noemail=True)
+                                       notes=marker(o.order_id), noinvoice=True, noemail=True)
             self._accept(placed.order_id)
 
     def _accept(self, whmcs_order_id: str) -> None:
@@ -276,10 +276,10 @@ class _Injector:
             if self.sf.query(f"SELECT Id FROM Order WHERE Id = '{ghost}'"):
                 continue  # astronomically unlikely; skip rather than break a real order
             placed = self.wh.add_order(donor.client_id, "banktransfer", [donor.items[0] + (1,)],
-                                       notes=MARKER_PREFIX + ghost, noinvoice=True, noemail=True)
+                                       notes=marker(ghost), noinvoice=True, noemail=True)
             self._accept(placed.order_id)
             out[f"whmcs:{placed.order_id}"] = "ORPHAN_IN_WHMCS"
-            log.info("drift: ORPHAN_IN_WHMCS WHMCS order %s (note %s%s)", placed.order_id, MARKER_PREFIX, ghost)
+            log.info("drift: ORPHAN_IN_WHMCS WHMCS order %s (note %s)", placed.order_id, marker(ghost))
         return out
 
     def _recover_payments(self, recoverable: dict[int, list[str]]) -> dict[str, str]:

@@ -21,6 +21,7 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
+from orderflow.order_marker import marker  # the pipeline's AddOrder note, written as the pipeline writes it
 from orderflow_sandbox.catalogue import CATALOGUE, UNMAPPED_PRODUCT, CatalogueProduct
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,6 @@ LAST = ["Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", 
         "Smith", "Brown", "Wilson", "Yoshida", "Yamada", "Sasaki", "Yamaguchi", "Matsumoto", "Inoue", "Kimura"]
 ORDER_TYPES = ("Internet", "SIM", "VPN")
 
-# What a pipeline AddOrder writes into the WHMCS order's notes (include/orderflow/provisioning/steps.py,
-# ``notes=plan.marker``); written here as text so the sandbox does not import pipeline code.
-MARKER_PREFIX = "sfOrderId="
 PAYMENT_METHOD = "banktransfer"  # the gateway of the seeded bank-account pay methods
 HISTORY_DAYS = 180  # provisioned orders were created over the past ~6 months
 MIN_AGE = dt.timedelta(hours=2)  # ... and none of them in the last 2 hours (reconciliation's IN_FLIGHT window is 10 min)
@@ -49,11 +47,6 @@ _FAILURE_MESSAGES = {
     CLIENT_MAPPING_MISSING: "Account {account}: WH_Account__c is empty; expected '#<WHMCS client id> - <name>'",
     PAYMENT_METHOD_MISSING: "WHMCS client {client} has no payment method on file",
 }
-
-
-def order_marker(order_id: str) -> str:
-    """The note that ties a WHMCS order to a Salesforce order, exactly as the pipeline writes it."""
-    return f"{MARKER_PREFIX}{order_id}"
 
 
 def _items_for(order_type: str, rng: random.Random, n_items: int) -> list[CatalogueProduct]:
@@ -316,7 +309,7 @@ def _seed_provisioned_orders(whmcs, org, history: random.Random, order_rows: lis
             placed = dt.datetime.fromisoformat(row["CreatedDate"].replace("+0000", "+00:00")) + local_offset
             date, day = placed.strftime("%Y-%m-%d %H:%M:%S"), placed.date()
             order_tuples.append((wid, _ordernum(wid), client, date, float(sum(p.price for p in products)),
-                                 PAYMENT_METHOD, "127.0.0.1", order_marker(oid)))
+                                 PAYMENT_METHOD, "127.0.0.1", marker(oid)))
             for position, (p, sid) in enumerate(zip(products, sids, strict=True)):
                 monthly = p.billing_cycle == "Monthly"
                 due = _next_due(day, now.date()) if monthly else "0000-00-00"
