@@ -340,6 +340,25 @@ def classify_salesforce_response(status: int, body: object, what: str = "request
     return PermanentError(ErrorCode.SALESFORCE_WRITE_FAILED, text)
 
 
+def classify_salesforce_bulk_job(message: str, what: str = "Bulk 2.0 query") -> OrderflowError:
+    """A Bulk 2.0 job that ended ``Failed`` or ``Aborted``, or still ran when the wait for it ran out.
+
+    A query Salesforce cannot run is refused when the job is created (a REST answer, classified by
+    :func:`classify_salesforce_response`). A job that fails later is judged by the error codes its
+    ``errorMessage`` names, as a REST answer with that code would be: a configuration code (bad SOQL, a
+    field or object the integration user cannot see) is permanent; anything else (an aborted job, a
+    server-side failure or timeout, the wait limit) is transient, since the same query may well run
+    next time.
+    """
+    text = f"Salesforce {what}: {message}"
+    if set(_CODE_WORD_RE.findall(message)) & _SF_CONFIG_CODES:
+        return PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, text)
+    return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, text)
+
+
+_CODE_WORD_RE = re.compile(r"[A-Za-z_]+")
+
+
 def classify_salesforce_record_error(error: dict) -> OrderflowError:
     """Classify one per-record error of a collection call (``statusCode`` shape)."""
     code = str(error.get("statusCode") or error.get("errorCode") or "")

@@ -17,6 +17,7 @@ from orderflow.errors import (
     SessionExpired,
     TransientError,
     WhmcsOrderNotPending,
+    classify_salesforce_bulk_job,
     classify_salesforce_record_error,
     classify_salesforce_response,
     classify_transport_error,
@@ -110,6 +111,30 @@ def test_given_salesforce_failure_when_classified_then_code_and_kind(status, bod
     err = classify_salesforce_response(status, body, "query")
     assert isinstance(err, cls)
     assert (err.code.value, err.transient) == (code, transient)
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [  # what simple-salesforce's Bulk 2.0 handler raises when it stops waiting for a job
+        ("Job failure. Response content: INVALID_FIELD: No such column 'Foo__c' on entity 'Order'",
+         "SALESFORCE_CONFIGURATION_ERROR"),
+        ("Job failure. Response content: InvalidJob : Failed to process query: MALFORMED_QUERY: unexpected token",
+         "SALESFORCE_CONFIGURATION_ERROR"),
+        ("Job failure. Response content: INSUFFICIENT_ACCESS: no access to entity OrderItem",
+         "SALESFORCE_CONFIGURATION_ERROR"),
+        ("Job failure. Response content: UNKNOWN_EXCEPTION: InternalServerError", "SALESFORCE_UNAVAILABLE"),
+        ("Job failure. Response content: QUERY_TIMEOUT: Your query request was running for too long.",
+         "SALESFORCE_UNAVAILABLE"),
+        ("Job failure. Response content: {'id': '750x', 'state': 'Aborted'}", "SALESFORCE_UNAVAILABLE"),
+        ("Job timeout. Job status: InProgress", "SALESFORCE_UNAVAILABLE"),
+    ],
+)
+def test_given_a_bulk_job_that_did_not_complete_then_only_a_configuration_code_is_permanent(message, code):
+    err = classify_salesforce_bulk_job(message, "Bulk 2.0 query of Order")
+    assert err.code.value == code
+    assert err.transient is (code == "SALESFORCE_UNAVAILABLE")
+    assert isinstance(err, TransientError if err.transient else PermanentError)
+    assert err.message.startswith("Salesforce Bulk 2.0 query of Order: Job ")
 
 
 def test_given_collection_record_errors_then_lock_is_transient_and_validation_permanent():

@@ -1,9 +1,10 @@
 """Extract both systems into CSV files of the run's folder, page by page, never one call per order.
 
-Salesforce: Bulk API 2.0 query jobs through simple-salesforce's public Bulk 2.0 handler, Order and
-OrderItem as separate jobs (Bulk 2.0 has no child subqueries); each result page (``maxRecords``
-rows, next page by ``Sforce-Locator``) is appended to the file as it arrives. WHMCS: paged
-``GetOrders`` and ``GetClientsProducts``, written row by row.
+Salesforce: one Bulk API 2.0 query job per object, Order and OrderItem (Bulk 2.0 has no child
+subqueries), through the client's one Bulk path (``SalesforceClient.bulk_query_to_file``, on
+simple-salesforce's public Bulk 2.0 handler): each result page (``maxRecords`` rows, next page by
+``Sforce-Locator``) is appended to the file as it arrives, and failures are classified there.
+WHMCS: paged ``GetOrders`` and ``GetClientsProducts``, written row by row.
 
 Why CSV: Bulk 2.0 answers in CSV, so its pages go to disk unchanged; pandas reads CSV without an
 extra engine; ops can open the files in a spreadsheet when a report needs explaining. The folder
@@ -21,18 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import requests
-
-from orderflow.errors import (
-    ErrorCode,
-    OrderflowError,
-    PermanentError,
-    SessionExpired,
-    TransientError,
-    classify_salesforce_response,
-    classify_transport_error,
-    safe_message,
-)
+from orderflow.errors import PermanentError
 from orderflow.order_marker import marked_order_ids
 from orderflow.salesforce.soql import literal, validate_order_id
 from orderflow.whmcs.models import as_int, items_of
@@ -121,71 +111,20 @@ def soql_items(scope: Scope) -> str:
 # ------------------------------------------------------------------------------------ Salesforce
 
 
-def _classified(exc: BaseException, what: str) -> OrderflowError:
-    """A simple-salesforce / requests failure as an orderflow error (retryable or not)."""
-    from simple_salesforce.exceptions import SalesforceError
-
-    if isinstance(exc, OrderflowError):
-        return exc
-    if isinstance(exc, SalesforceError):
-        return classify_salesforce_response(exc.status, exc.content, what)
-    if isinstance(exc, requests.RequestException):
-        return classify_transport_error("salesforce", exc)
-    # SalesforceOperationError (job Failed/Aborted) and malformed answers
-    return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"Salesforce {what}: {safe_message(exc)}")
-
-
-def bulk_query_pages(sf_client: Any, sobject: str, soql: str, page_rows: int = BULK_PAGE_ROWS) -> Iterator[str]:
-    """CSV text of each result page of one Bulk 2.0 query job (each page repeats the header).
-
-    ``sf_client`` is :class:`orderflow.salesforce.client.SalesforceClient`; its session (TLS
-    bundle, per-endpoint call counter) carries the job's requests. An expired session before the
-    first page logs in again once and restarts the job.
-    """
-    for attempt in (1, 2):
-        started = False
-        try:
-            handler = getattr(sf_client.simple_salesforce().bulk2, sobject)
-            for page in handler.query(soql, max_records=page_rows, wait=BULK_POLL_SECONDS):
-                started = True
-                yield page
-            return
-        except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
-            err = _classified(exc, f"Bulk 2.0 query of {sobject}")
-            if isinstance(err, SessionExpired) and attempt == 1 and not started:
-                log.info("Bulk 2.0 query of %s: session expired; logging in again", sobject)
-                sf_client.invalidate_token()
-                continue
-            raise err from None
-
-
-def _write_bulk(sf_client: Any, sobject: str, soql: str, target: Any) -> int:
-    rows = 0
-    with target.open("w", encoding="utf-8", newline="") as out:
-        first = True
-        for page in bulk_query_pages(sf_client, sobject, soql):
-            header, _, body = page.partition("\n")
-            if first:
-                out.write(header + "\n")
-                first = False
-            if body:
-                out.write(body if body.endswith("\n") else body + "\n")
-                rows += body.count("\n") + (0 if body.endswith("\n") else 1)
-        if first:  # no page at all: still a readable file
-            out.write("\n")
-    return rows
-
-
 def extract_salesforce(sf_client: Any, folder: Any, scope: Scope) -> ExtractResult:
-    """Orders and order items into ``sf_orders.csv`` / ``sf_order_items.csv`` (two Bulk 2.0 jobs)."""
+    """Orders and order items into ``sf_orders.csv`` / ``sf_order_items.csv`` (two Bulk 2.0 jobs).
+
+    ``sf_client`` is :class:`orderflow.salesforce.client.SalesforceClient`; its session (TLS bundle,
+    per-endpoint call counter) carries the jobs' requests.
+    """
     t0 = time.monotonic()
     calls_before = sum(sf_client.api_calls.values())
     folder.mkdir(parents=True, exist_ok=True)
     result = ExtractResult("salesforce")
-    for name, sobject, soql in ((SF_ORDERS_FILE, "Order", soql_orders(scope)),
-                                (SF_ITEMS_FILE, "OrderItem", soql_items(scope))):
+    for name, soql in ((SF_ORDERS_FILE, soql_orders(scope)), (SF_ITEMS_FILE, soql_items(scope))):
         target = folder / name
-        result.rows[name] = _write_bulk(sf_client, sobject, soql, target)
+        result.rows[name] = sf_client.bulk_query_to_file(soql, target, max_records=BULK_PAGE_ROWS,
+                                                          poll_interval=BULK_POLL_SECONDS)
         result.files[name] = str(target)
     result.api_calls = sum(sf_client.api_calls.values()) - calls_before
     result.duration_s = round(time.monotonic() - t0, 3)

@@ -30,10 +30,10 @@ from orderflow.errors import (
     PermanentError,
     SessionExpired,
     TransientError,
+    classify_salesforce_bulk_job,
     classify_salesforce_response,
     classify_transport_error,
     register_secret,
-    safe_message,
 )
 from orderflow.salesforce.records import SaveResult
 from orderflow.salesforce.token_cache import CachedToken, TokenCache, cache_key
@@ -359,9 +359,10 @@ class SalesforceClient:
         """CSV text of each result page of one Bulk 2.0 query job; every page starts with the header line.
 
         Runs on simple-salesforce's Bulk 2.0 handler over this client's session (TLS bundle,
-        call counter, timeout). Failures are classified like every other call: a job that ends
-        Failed/Aborted is a bad query (permanent); an expired session before the first page logs
-        in again once and restarts the job.
+        call counter, timeout), one job for the one object the query reads (Bulk 2.0 has no child
+        subqueries). Failures are classified like every other call; a job that ends Failed/Aborted
+        (or outlasts the handler's wait) by :func:`orderflow.errors.classify_salesforce_bulk_job`.
+        An expired session before the first page logs in again once and restarts the job.
         """
         sobject = _bulk_sobject(soql)
         what = f"Bulk 2.0 query of {sobject}"
@@ -374,8 +375,8 @@ class SalesforceClient:
                     started = True
                     yield str(page)
                 return
-            except SalesforceOperationError as exc:
-                err: OrderflowError = _bulk_job_error(what, exc)
+            except SalesforceOperationError as exc:  # the job ended Failed/Aborted, or the wait ran out
+                err: OrderflowError = classify_salesforce_bulk_job(str(exc), what)
             except SalesforceError as exc:
                 err = classify_salesforce_response(exc.status, exc.content, what)
             except requests.RequestException as exc:
@@ -392,14 +393,19 @@ class SalesforceClient:
     def bulk_query_to_file(
         self,
         soql: str,
-        path: str | Path,
+        path: str | Path | Any,
         include_deleted: bool = False,
         max_records: int = 50_000,
         poll_interval: float = 0.5,
     ) -> int:
-        """Run a Bulk 2.0 query job and write its CSV (one header) to ``path``; returns the row count."""
+        """Run a Bulk 2.0 query job and write its CSV (one header) to ``path``; returns the row count.
+
+        Each result page is appended as it arrives, so memory holds one page, never the result.
+        ``path`` is a local path or any path object with ``open`` (Airflow's ``ObjectStoragePath``).
+        A job with no page at all still leaves a readable file (one empty line).
+        """
         rows = 0
-        target = Path(path)
+        target = path if hasattr(path, "open") else Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("w", newline="", encoding="utf-8") as out:
             first = True
@@ -411,6 +417,8 @@ class SalesforceClient:
                 if body:  # field names hold no newlines; values may, so count records with csv
                     out.write(body if body.endswith("\n") else body + "\n")
                     rows += sum(1 for _ in csv.reader(io.StringIO(body)))
+            if first:
+                out.write("\n")
         log.info("Bulk query: %d rows written to %s", rows, target)
         return rows
 
@@ -424,11 +432,3 @@ def _bulk_sobject(soql: str) -> str:
     if not match:
         raise ValueError(f"soql must be a SELECT ... FROM <object> query, got {soql[:80]!r}")
     return match.group(1)
-
-
-def _bulk_job_error(what: str, exc: SalesforceOperationError) -> OrderflowError:
-    """A job that ended Failed/Aborted is a bad query; one still running at the handler's limit is transient."""
-    text = f"{what}: {safe_message(exc)}"
-    if str(exc).startswith("Job timeout"):
-        return TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, text)
-    return PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, text)
