@@ -29,3 +29,15 @@ def retry_delay() -> timedelta:
 
 def max_retry_delay() -> timedelta:
     return _seconds("ORDERFLOW_MAX_RETRY_DELAY_SECONDS", 600)
+
+
+def addorder_settle_seconds() -> float:
+    """The AddOrder settle window (``ORDERFLOW_ADDORDER_SETTLE_SECONDS``, default 180 s).
+
+    After an AddOrder with no clear answer (timeout, dropped connection, a killed task), no second AddOrder
+    for that order is sent until this long after the first was sent: until then WHMCS may still commit it.
+    180 s is above what a WHMCS request can last: PHP's usual ``max_execution_time`` of 120 s (counted from
+    when PHP starts on it) plus the client's 30 s timeout as room for a request that first queued at the web
+    server, and some to spare. Raise it if the WHMCS host lets PHP run longer (docs/architecture.md, "Idempotency").
+    """
+    return max(0.0, float(os.environ.get("ORDERFLOW_ADDORDER_SETTLE_SECONDS", "180")))

@@ -5,17 +5,17 @@ runs this driver once the UI answers. It approves ``--orders`` orders in waves; 
 injects one fault (or kills one process) and logs the moment (seconds into the run, the sensor's phase,
 provisioning runs in flight):
 
-* WHMCS: 5xx, HTML with status 200, a timeout (the answer comes after the client gave up; WHMCS still
-  commits), dropped connections, ``commit_then_drop`` on AddOrder and on AcceptOrder, a module error
-  that clears after two tries.
+* WHMCS: 5xx, HTML with status 200, an AddOrder that WHMCS commits only after the client gave up on it
+  and after the task's retry has looked for it (see ``HOLD_MS``), dropped connections, ``commit_then_drop``
+  on AddOrder and on AcceptOrder, a module error that clears after two tries.
 * Salesforce: 503, ``REQUEST_LIMIT_EXCEEDED``, ``UNABLE_TO_LOCK_ROW``, every access token revoked
   (``INVALID_SESSION_ID``), a write-back collection whose last record fails (the others roll back).
 * Pub/Sub: stream resets mid-drain, the checkpoint set to a replay id the bus never assigned
   (``replayid.corrupted``: the sensor falls back to EARLIEST), lost events (only the sweep finds them).
 * A real ``SIGKILL`` of the task process (``airflow worker -- <ti id>``) while
-  ``find_or_create_whmcs_order`` waits for the answer of an AddOrder WHMCS has committed (fault
-  ``commit_then_latency``); on the distributed shape also of the Celery worker's process group in the
-  same window, then the worker is started again.
+  ``find_or_create_whmcs_order`` waits for the answer of an AddOrder WHMCS is still working on (fault
+  ``latency``: it commits at the end of the hold, after the retry has looked); on the distributed shape
+  also of the Celery worker's process group in the same window, then the worker is started again.
 * The scheduler, the triggerer and the API server ``SIGKILL``ed mid-burst and started again (distributed:
   each component's process group, one at a time; embedded: the three children of ``airflow standalone``
   with their process trees at once, then the standalone is started again, since it does not restart
@@ -62,7 +62,15 @@ from orderflow_sandbox.traffic import ApprovalTraffic, Wave  # noqa: E402
 say = sayer("chaos")
 FIND_OR_CREATE = "find_or_create_whmcs_order"
 PROFILES = ("whmcs", "salesforce", "pubsub", "kill", "restart")
-HOLD_MS = 25_000  # AddOrder's answer held this long: below the client's 30 s timeout, ample time to kill
+# How long WHMCS works on a held AddOrder before it commits it (fault ``latency``: the hold comes *before*
+# the commit). It must outlast the client's 30 s timeout plus the retry that follows (ORDERFLOW_RETRY_DELAY_SECONDS
+# 5 s, or the 30 s heartbeat timeout after a SIGKILL, plus scheduling): only then does the retry's find-before-create
+# see no order while WHMCS is about to commit one, the window in which a pipeline without the AddOrder settle
+# window (docs/architecture.md, "Idempotency") sent a second AddOrder and left two WHMCS orders. The suite's old
+# holds missed it: 31 s committed before the retry came (retry delay 5 s), and commit_then_latency committed at
+# once. 90 s stays below PHP's usual max_execution_time (120 s, what a real WHMCS can take) and inside the
+# 180 s settle window, so the pipeline must wait for this order rather than add another.
+HOLD_MS = 90_000
 
 
 def approve_one_by_one(data_dir: Path, order_ids: list[str]) -> list[str]:
@@ -254,37 +262,59 @@ def task_pid(ti_id: str) -> int | None:
 # ------------------------------------------------------------------ the scenarios
 
 
-def held_add_order(run: Run, inj: Injection) -> tuple[str, dict] | None:
-    """(Salesforce order id, running find_or_create TI) whose AddOrder is committed and its answer held."""
-    if not run.wait_fired("whmcs", "commit_then_latency", "AddOrder", timeout=90):
-        inj.detail += "; AddOrder never came"
-        return None
-    time.sleep(1.5)  # the other AddOrders of the moment finish; the held one keeps its task running
-    db = sqlite3.connect(f"file:{run.data_dir / 'whmcs.db'}?mode=ro", uri=True, timeout=30)
-    try:
-        recent = [notes for (notes,) in db.execute("SELECT notes FROM orders ORDER BY id DESC LIMIT 20")]
-    finally:
-        db.close()
-    committed = {sf_id for notes in recent for sf_id in marked_order_ids(notes)}
+def running_find_or_create(run: Run) -> list[tuple[str, dict]]:
+    """(Salesforce order id, TI) of every running find_or_create TI."""
     tis = run.airflow.get(f"/api/v2/dags/{PROVISION_DAG}/dagRuns/~/taskInstances?task_id={FIND_OR_CREATE}"
                           "&state=running&limit=100") or {"task_instances": []}
+    running = []
     for ti in tis["task_instances"]:
         detail = run.airflow.get(f"/api/v2/dags/{PROVISION_DAG}/dagRuns/{quote(ti['dag_run_id'], safe='')}") or {}
         order_id = (detail.get("conf") or {}).get("order_id", "")
-        if order_id and any(sf_id.startswith(order_id[:15]) for sf_id in committed):
-            return order_id, ti
-    inj.detail += f"; no running {FIND_OR_CREATE} matched the committed orders"
+        if order_id:
+            running.append((order_id, ti))
+    return running
+
+
+def held_add_order(run: Run, inj: Injection, busy_before: set[str]) -> tuple[str, dict] | None:
+    """(Salesforce order id, running find_or_create TI) whose AddOrder WHMCS holds and has not committed yet.
+
+    The held request is the one whose order stays without a WHMCS order while the other AddOrders of the
+    moment commit; a TI that has not reached AddOrder yet gets its order within a second or two, so the
+    search goes on until exactly one is left. Orders already in find_or_create when the fault was armed
+    (``busy_before``: one still waiting out an earlier hold, say) are not it.
+    """
+    if not run.wait_fired("whmcs", "latency", "AddOrder", timeout=90):
+        inj.detail += "; AddOrder never came"
+        return None
+    deadline = time.time() + min(30.0, HOLD_MS / 3000)  # well before the held AddOrder commits
+    candidates: list[tuple[str, dict]] = []
+    while time.time() < deadline:
+        time.sleep(1.5)  # the other AddOrders of the moment finish; the held one keeps its task running
+        db = sqlite3.connect(f"file:{run.data_dir / 'whmcs.db'}?mode=ro", uri=True, timeout=30)
+        try:
+            committed = {sf_id for (notes,) in db.execute("SELECT notes FROM orders") for sf_id in marked_order_ids(notes)}
+        finally:
+            db.close()
+        candidates = [(order_id, ti) for order_id, ti in running_find_or_create(run) if order_id not in busy_before
+                      and not any(sf_id.startswith(order_id[:15]) for sf_id in committed)]
+        if len(candidates) == 1:
+            return candidates[0]
+    inj.detail += f"; {len(candidates)} running {FIND_OR_CREATE} without a WHMCS order, not one"
     return None
 
 
 def kill_task_in_add_order_window(run: Run, components: Components, also_worker: bool) -> None:
     name = "SIGKILL celery worker" if also_worker else "SIGKILL task process"
-    inj = run.inject(f"{name} while {FIND_OR_CREATE} waits for a committed AddOrder",
-                     f"WHMCS commit_then_latency on AddOrder, answer held {HOLD_MS} ms")
+    inj = run.inject(f"{name} while {FIND_OR_CREATE} waits for an AddOrder WHMCS commits late",
+                     f"WHMCS latency on AddOrder: committed after {HOLD_MS} ms")
+    # The kill comes before the commit, and the retry looks before it too (HOLD_MS): with the file lock
+    # released by the process's death, only the AddOrder stamp keeps the retry from adding a second order.
+    run.wait_fired("whmcs", "latency", "AddOrder", timeout=60)  # an earlier hold still armed would add to this one
+    busy_before = {order_id for order_id, _ in running_find_or_create(run)}
     admin_call(run.data_dir, "whmcs", "POST", "/faults",
-               {"kind": "commit_then_latency", "target": "AddOrder", "count": 1, "latency_ms": HOLD_MS})
+               {"kind": "latency", "target": "AddOrder", "count": 1, "latency_ms": HOLD_MS})
     run.wave()
-    found = held_add_order(run, inj)
+    found = held_add_order(run, inj, busy_before)
     if found is None:
         inj.fired = False
         say(f"FAULT {inj.name}: NOT APPLIED ({inj.detail})")
@@ -417,7 +447,9 @@ def whmcs_faults(run: Run, pause) -> None:
     run.wave()
     pause()
     run.fault("whmcs", "commit_then_drop", "AcceptOrder")
-    run.fault("whmcs", "latency", "AddOrder", latency_ms=31_000)  # just past the client's 30 s timeout
+    # Committed after the client's 30 s timeout *and* after the retry's lookup (HOLD_MS), not just past the timeout:
+    # a 31 s hold committed before the 5 s retry delay was over, so the old pipeline's retry found the order.
+    run.fault("whmcs", "latency", "AddOrder", latency_ms=HOLD_MS)
     run.wave()
     pause()
     run.fault("whmcs", "module_error", "AcceptOrder", count=2)

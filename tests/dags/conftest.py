@@ -7,8 +7,10 @@ Retry delays are shrunk through the environment before any DAG file is parsed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 import requests
@@ -90,26 +92,47 @@ class SandboxEnv:
         return self._admin(system, "GET", "/stats")
 
 
-@pytest.fixture(scope="session")
-def sandbox_env(tmp_path_factory) -> Iterator[SandboxEnv]:
+@contextmanager
+def running_sandbox(data_dir: Path, seed: Callable[[Path], dict], **extra_env: str) -> Iterator[SandboxEnv]:
+    """A started sandbox seeded by ``seed(data_dir)``, its connections and ``extra_env`` in ``os.environ``.
+
+    The environment is restored and the sandbox stopped when the block ends.
+    """
     from orderflow_sandbox.connections import connection_env
-    from orderflow_sandbox.seed import seed_sandbox
     from orderflow_sandbox.server import Sandbox
 
-    sandbox = Sandbox(tmp_path_factory.mktemp("dag-sandbox"))
+    sandbox = Sandbox(data_dir)
     endpoints = sandbox.start()
-    summary = seed_sandbox(sandbox.data_dir, orders=SEED_ORDERS, rng_seed=11)
-    saved = {k: os.environ.get(k) for k in connection_env(endpoints)}
-    os.environ.update(connection_env(endpoints))
     try:
-        yield SandboxEnv(sandbox, endpoints, summary["expected"])
+        summary = seed(sandbox.data_dir)
+        env_vars = {**connection_env(endpoints), **extra_env}
+        saved = {k: os.environ.get(k) for k in env_vars}
+        os.environ.update(env_vars)
+        try:
+            yield SandboxEnv(sandbox, endpoints, summary["expected"])
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def start_sandbox() -> Callable[..., AbstractContextManager[SandboxEnv]]:
+    """:func:`running_sandbox`, for a module that needs a sandbox of its own (another seed, more settings)."""
+    return running_sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox_env(tmp_path_factory) -> Iterator[SandboxEnv]:
+    from orderflow_sandbox.seed import seed_sandbox
+
+    with running_sandbox(tmp_path_factory.mktemp("dag-sandbox"),
+                         lambda data_dir: seed_sandbox(data_dir, orders=SEED_ORDERS, rng_seed=11)) as env:
+        yield env
 
 
 @pytest.fixture

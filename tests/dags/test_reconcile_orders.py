@@ -12,12 +12,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-import requests
 
 SEED_ORDERS = 600
 MUTATING_WHMCS = {"AddOrder", "AcceptOrder", "CancelOrder", "PendingOrder", "ModuleCreate", "ModuleSuspend",
@@ -25,38 +23,25 @@ MUTATING_WHMCS = {"AddOrder", "AcceptOrder", "CancelOrder", "PendingOrder", "Mod
 
 
 class Env:
-    def __init__(self, sandbox, endpoints: dict, reports: Path) -> None:
-        self.sandbox, self.endpoints, self.reports = sandbox, endpoints, reports
-        from orderflow_sandbox.connections import salesforce_client, whmcs_client
+    """The conftest's :class:`SandboxEnv` (clients, faults, admin calls) and what a reconciliation night checks."""
 
-        self.sf = salesforce_client(endpoints)
-        self.wh = whmcs_client(endpoints, credentials=sandbox.whmcs.admin_credentials())
+    def __init__(self, base, reports: Path) -> None:
+        self.base, self.reports = base, reports
 
-    def _admin(self, system: str, method: str, path: str, body: dict | None = None):
-        resp = requests.request(method, self.endpoints[system]["admin_url"] + path, json=body,
-                                verify=self.endpoints["ca_bundle"], timeout=30)
-        assert resp.status_code < 400, resp.text
-        return resp.json() if resp.content else None
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
 
-    def fault(self, system: str, kind: str, target: str = "*", count: int | None = None) -> None:
-        self._admin(system, "POST", "/faults", {"kind": kind, "target": target, "count": count})
-
-    def clear_faults(self) -> None:
-        for system in ("salesforce", "whmcs"):
-            self._admin(system, "DELETE", "/faults")
+    @property
+    def wh(self):
+        return self.base.wh_admin
 
     def writes(self) -> dict[str, int]:
         """Write calls the emulators counted so far (Salesforce REST writes, WHMCS mutating actions)."""
-        sf = self._admin("salesforce", "GET", "/stats")["rest"]
-        wh = self._admin("whmcs", "GET", "/stats")
+        sf = self.base.stats("salesforce")["rest"]
+        wh = self.base.stats("whmcs")
         return {"salesforce": sum(v for k, v in sf.items() if k in ("collections", "sobject_patch", "sobject_post",
                                                                       "sobject_delete")),
                 "whmcs": sum(v for k, v in wh.items() if k in MUTATING_WHMCS)}
-
-    def order(self, order_id: str) -> dict:
-        return self.sf.query(
-            "SELECT Id, Activation_Status__c, Activation_Error_Code__c, Activation_Error_Message__c, WHMCS_Order_ID__c, "
-            f"(SELECT Id, WHMCS_Service_ID__c FROM OrderItems) FROM Order WHERE Id = '{order_id}'")[0]
 
     def drift(self, per_category: int, rng_seed: int) -> dict[str, str]:
         from orderflow_sandbox.drift import make_drift
@@ -65,40 +50,22 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def renv(tmp_path_factory):
-    from orderflow_sandbox.connections import connection_env
+def sandbox_env(tmp_path_factory, start_sandbox):
+    """This module's own sandbox (overrides the conftest's, so its ``env`` fixture serves this one): seeded as
+    provisioned, reports in a folder of its own."""
     from orderflow_sandbox.seed import seed_provisioned
-    from orderflow_sandbox.server import Sandbox
 
-    sandbox = Sandbox(tmp_path_factory.mktemp("reconcile-sandbox"))
-    endpoints = sandbox.start()
-    seed_provisioned(sandbox.data_dir, orders=SEED_ORDERS, rng_seed=7)
     reports = tmp_path_factory.mktemp("reports")
-    env_vars = {**connection_env(endpoints), "ORDERFLOW_REPORTS_URL": f"file://{reports}"}
-    saved = {k: os.environ.get(k) for k in env_vars}
-    os.environ.update(env_vars)
-    try:
-        yield Env(sandbox, endpoints, reports)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        sandbox.stop()
-
-
-@pytest.fixture
-def env(renv):
-    renv.clear_faults()
-    yield renv
-    renv.clear_faults()
+    with start_sandbox(tmp_path_factory.mktemp("reconcile-sandbox"),
+                       lambda data_dir: seed_provisioned(data_dir, orders=SEED_ORDERS, rng_seed=7),
+                       ORDERFLOW_REPORTS_URL=f"file://{reports}") as base:
+        yield Env(base, reports)
 
 
 @pytest.fixture(scope="module")
-def drifted(renv) -> dict[str, str]:
+def drifted(sandbox_env) -> dict[str, str]:
     """The first night's drift: two orders per category."""
-    return renv.drift(per_category=2, rng_seed=7)
+    return sandbox_env.drift(per_category=2, rng_seed=7)
 
 
 class Run:

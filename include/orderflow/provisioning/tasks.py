@@ -16,7 +16,7 @@ from orderflow.errors import ErrorCode, OrderflowError, PermanentError
 from orderflow.notify import ProvisioningNotice, send_notice
 from orderflow.provisioning import steps
 from orderflow.provisioning.order import OrderSnapshot, build_plan
-from orderflow.provisioning.order_lock import order_lock
+from orderflow.provisioning.order_lock import DEFAULT_TTL_SECONDS, AddOrderStamps, order_lock
 from orderflow.salesforce.soql import InvalidSalesforceId, validate_order_id
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,28 @@ def check_payment_method(order_data: dict) -> str:
         return steps.check_payment_method(whmcs, plan.client_id)
 
 
+def _marker_wait_budget(whmcs: Any) -> float:
+    """How long one find_or_create attempt may wait for a marked order (the settle window, see steps).
+
+    The wait happens under the order's lock, so it must end well inside the lock's TTL (a Redis lock
+    expires): room is left for AddOrder's own timeout and for the lookups around it. With the defaults
+    (TTL 300 s, timeout 30 s) that is 210 s, more than the 180 s window, so one attempt can wait it out;
+    a longer window makes the attempt end with a transient error and a later retry carries on.
+    """
+    return max(0.0, DEFAULT_TTL_SECONDS - 3 * float(getattr(whmcs, "timeout", 30.0)))
+
+
 def find_or_create_order(order_data: dict, paymentmethod: str) -> dict:
-    """Step 3."""
+    """Step 3, under the order's lock; the AddOrder stamps live in the lock's backend (exactly once)."""
     order = OrderSnapshot.from_dict(order_data)
     plan = build_plan(order)
     hook = whmcs_hook()  # one connection lookup for the client and the AddOrder flags
     whmcs, options = hook.get_conn(), dict(hook.order_options)
     with order_lock(order.order_id), _call_log("find_or_create_whmcs_order", whmcs=whmcs):
-        ref = steps.find_or_create_whmcs_order(whmcs, order, plan, paymentmethod, **options)
+        ref = steps.find_or_create_whmcs_order(
+            whmcs, order, plan, paymentmethod, stamps=AddOrderStamps(), wait_seconds=_marker_wait_budget(whmcs),
+            **options,
+        )
     return ref.to_dict()
 
 
