@@ -19,7 +19,10 @@ $(STAMP): requirements.txt pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements.txt -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . -e ./sandbox
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	# Separately, after the pipeline: a venv made before the split has the orderflow-sandbox script in the old
+	# orderflow install, and reinstalling both in one command lets that uninstall delete the new script.
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e ./sandbox
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import requests
+from system import start_demo, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -222,19 +223,9 @@ def main() -> int:
     }
     env.pop("ORDERFLOW_NOTIFY_EMAIL", None)
     print(f"bench: starting the embedded default in {tmp} (parallelism {args.parallelism}) ...", flush=True)
-    launcher = subprocess.Popen(["bash", str(REPO / "scripts/demo.sh")], env=env, start_new_session=True,
-                                stdout=open(tmp / "launcher.log", "w"), stderr=subprocess.STDOUT)
+    launcher = start_demo(env, tmp)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://localhost:{args.port}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise SystemExit(f"Airflow did not come up; see {tmp / 'launcher.log'}")
+        wait_healthy(args.port, launcher, tmp)
         endpoints = read_endpoints(tmp / "sandbox")
         api = AirflowApi(f"http://localhost:{args.port}", "admin", "admin")
         api.wait_for_dag("provision_order", timeout=180)

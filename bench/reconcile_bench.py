@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psutil
 import requests
+from system import start_demo, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("validate_params", "extract_salesforce", "extract_whmcs", "check_pay_methods", "compare", "repair",
@@ -133,19 +134,9 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
            "AIRFLOW__CORE__PARALLELISM": "4", "ORDERFLOW_REPORTS_URL": f"file://{tmp / 'reports'}"}
     env.pop("DEMO_EXIT_WHEN_DONE", None)
     print(f"\n== {n} orders: starting the embedded default in {tmp} ...", flush=True)
-    launcher = subprocess.Popen(["bash", str(REPO / "scripts/demo.sh")], env=env, start_new_session=True,
-                                stdout=open(tmp / "launcher.log", "w"), stderr=subprocess.STDOUT)
+    launcher = start_demo(env, tmp)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise SystemExit(f"Airflow did not come up; see {tmp / 'launcher.log'}")
+        wait_healthy(port, launcher, tmp)
         api = AirflowApi(f"http://localhost:{port}", "admin", "admin")
         for dag_id in ("order_event_sensor", "provision_order"):
             api.wait_for_dag(dag_id, timeout=180)

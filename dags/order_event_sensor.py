@@ -2,8 +2,9 @@
 
 Runs continuously (one run at a time). Each run: wait for an event without a worker slot
 (deferrable sensor; returns after ORDERFLOW_EVENT_WAIT_SECONDS, default 60, to sweep anyway) ->
-drain up to 500 events -> sweep Orders stuck in Activating -> trigger the runs (a run id that
-already exists is skipped) -> advance the replay checkpoint (Variable `orderflow_event_checkpoint`).
+drain up to 500 events -> start their runs in one task (a run id that already exists is skipped)
+-> advance the replay checkpoint (Variable `orderflow_event_checkpoint`). Beside the start, the
+sweep finds Orders stuck in Activating and starts their runs.
 Params: `replay` = checkpoint | latest | earliest | <hex replay id>; `sweep_minutes`.
 """
 
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk import Param, dag, task
 
 from orderflow import settings
-from orderflow.events import PROVISION_DAG_ID, REPLAY_PARAM_PATTERN, sweep_minutes_default
+from orderflow.events import REPLAY_PARAM_PATTERN, sweep_minutes_default
 from orderflow.events.sensor import OrderEventSensor
 
 default_args = {
@@ -62,30 +62,31 @@ def order_event_sensor():
 
         return tasks.drain_events(wait_result)
 
+    # One task starts the whole batch's runs (Airflow's REST API, connection orderflow_airflow_api).
+    @task(execution_timeout=timedelta(minutes=10))
+    def start_event_runs(drained: dict) -> dict:
+        from orderflow.events import tasks
+
+        return tasks.start_event_runs(drained)
+
+    # Beside the event runs' start, not in front of it: an event never waits for the sweep's query.
     @task(pool=settings.SALESFORCE_POOL, execution_timeout=timedelta(minutes=5))
-    def sweep_stuck_orders(drained: dict, params: dict | None = None, ti=None) -> list[dict]:
+    def sweep_stuck_orders(drained: dict, params: dict | None = None, ti=None) -> dict:
         from orderflow.events import tasks
 
         return tasks.sweep(drained, params["sweep_minutes"], ti)
 
-    drained = drain_events(wait.output)
-    specs = sweep_stuck_orders(drained)
-    start = TriggerDagRunOperator.partial(
-        task_id="start_provisioning",
-        trigger_dag_id=PROVISION_DAG_ID,
-        logical_date=None,
-        skip_when_already_exists=True,
-        wait_for_completion=False,
-        map_index_template="{{ task.trigger_run_id }}",
-    ).expand_kwargs(specs)
-
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
-    def advance_checkpoint(drained: dict, specs: list[dict]) -> dict:
+    @task
+    def advance_checkpoint(drained: dict) -> dict:
         from orderflow.events import tasks
 
-        return tasks.advance_checkpoint(drained, specs)
+        return tasks.advance_checkpoint(drained)
 
-    start >> advance_checkpoint(drained, specs)
+    drained = drain_events(wait.output)
+    started = start_event_runs(drained)
+    checkpoint = advance_checkpoint(drained)
+    started >> checkpoint  # the position is stored only once every drained event's run exists
+    sweep_stuck_orders(drained)
 
 
 order_event_sensor()

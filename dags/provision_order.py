@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, chain, dag, task
+from airflow.sdk import ExceptionRetryPolicy, Param, RetryAction, RetryRule, dag, task
 
 from orderflow import settings
 from orderflow.provisioning import tasks
+from orderflow.provisioning.notifier import ActivationNotifier
 
 # Permanent errors fail at once; everything else (transient errors) retries with backoff.
 retry_policy = ExceptionRetryPolicy(
@@ -79,21 +80,16 @@ def provision_order():
     def accept_whmcs_order(ref: dict) -> dict:
         return tasks.accept_order(ref)
 
-    @task(pool=settings.SALESFORCE_POOL)
+    # The "activated" mail is write_back's success callback, not a task: one task start less per order.
+    @task(pool=settings.SALESFORCE_POOL, on_success_callback=ActivationNotifier())
     def write_back(order: dict, ref: dict) -> dict:
         return tasks.write_back(order, ref)
-
-    # A lost notification must not mark an activated order Failed: no failure write-back here.
-    @task(retries=2, on_failure_callback=[])
-    def notify(result: dict) -> bool:
-        return tasks.notify(result)
 
     order = load_order()
     gateway = check_payment_method(order)
     created = find_or_create_whmcs_order(order, gateway)
     accepted = accept_whmcs_order(created)
-    result = write_back(order, accepted)
-    chain(result, notify(result))
+    write_back(order, accepted)
 
 
 provision_order()

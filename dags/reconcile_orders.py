@@ -13,11 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from datetime import timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Asset, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from orderflow import settings
-from orderflow.reconcile import PROVISION_DAG_ID, RECONCILE_DAG_ID, timezone_name
+from orderflow.reconcile import RECONCILE_DAG_ID, timezone_name
 
 # The asset names the report, not where it is stored: a URI built from ORDERFLOW_REPORTS_URL at parse time
 # changes whenever that setting does, and Airflow then refuses the outlet as an inactive asset. The event's
@@ -108,6 +107,13 @@ def reconcile_orders():
         ti.xcom_push(key=tasks.OUTCOME_XCOM, value={k: v for k, v in outcome.items() if k != "specs"})
         return outcome["specs"]
 
+    # One task starts every repair's run (the sensor's path: Airflow's REST API; existing run ids skipped).
+    @task
+    def start_provisioning(specs: list[dict]) -> dict:
+        from orderflow.provision_runs import start_provision_runs
+
+        return start_provision_runs(specs)
+
     @task(outlets=[REPORT_ASSET], trigger_rule=TriggerRule.ALL_DONE, retries=1)
     def write_report(checked: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, comparison: dict,
                      run_id: str | None = None, ti=None, outlet_events=None) -> dict:
@@ -134,16 +140,9 @@ def reconcile_orders():
     pm_x = check_pay_methods(sf_x)
     comparison = compare(checked, sf_x, wh_x, pm_x)
     fixed = repair(checked, comparison)
-    start = TriggerDagRunOperator.partial(
-        task_id="start_provisioning",
-        trigger_dag_id=PROVISION_DAG_ID,
-        logical_date=None,
-        skip_when_already_exists=True,
-        wait_for_completion=False,
-        map_index_template="{{ task.trigger_run_id }}",
-    ).expand_kwargs(fixed)
+    start = start_provisioning(fixed)
     result = write_report(checked, sf_x, wh_x, pm_x, comparison)
-    fixed >> start >> result
+    start >> result
     check_outcome(result)
 
 

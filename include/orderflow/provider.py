@@ -7,17 +7,19 @@ Makes orderflow's connection types and hooks show up in the UI's connection form
 from __future__ import annotations
 
 from orderflow import __version__
-from orderflow.whmcs.connection import provider_connection_type
+from orderflow.airflow_api import connection as airflow_api_connection
+from orderflow.whmcs import connection as whmcs_connection
 
 
 def get_provider_info() -> dict:
     # The Salesforce side reuses the Salesforce provider's ``salesforce`` connection type
     # (its form already has consumer key / private key fields; login_url, pubsub_endpoint
-    # and ca_bundle go in the extras), so only ``whmcs`` is registered here.
+    # and ca_bundle go in the extras). ``airflow_api`` is Airflow's own REST API, which starts the runs.
     return {
         "package-name": "orderflow",
         "name": "orderflow",
         "description": "Salesforce -> WHMCS order provisioning: WHMCS and Salesforce (JWT, Pub/Sub) hooks.",
         "versions": [__version__],
-        "connection-types": [provider_connection_type()],
+        "connection-types": [whmcs_connection.provider_connection_type(),
+                             airflow_api_connection.provider_connection_type()],
     }

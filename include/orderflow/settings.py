@@ -12,6 +12,13 @@ SOURCES = ("manual", "event", "sweep", "reconcile")
 
 SALESFORCE_POOL = os.environ.get("ORDERFLOW_SALESFORCE_POOL", "salesforce_api")
 WHMCS_POOL = os.environ.get("ORDERFLOW_WHMCS_POOL", "whmcs_api")
+# The connection (type airflow_api) the sensor, the sweep and reconciliation start provision_order runs with.
+AIRFLOW_API_CONN_ID = os.environ.get("ORDERFLOW_AIRFLOW_API_CONN_ID", "orderflow_airflow_api")
+
+
+def run_start_concurrency() -> int:
+    """Run-start requests in flight at once (``ORDERFLOW_RUN_START_CONCURRENCY``, default 4)."""
+    return max(1, int(os.environ.get("ORDERFLOW_RUN_START_CONCURRENCY", "4")))
 
 
 def _seconds(name: str, default: float) -> timedelta:

@@ -25,20 +25,20 @@ def test_runs_continuously_one_at_a_time_unpaused(dag):
     assert dag.owner == "orderflow" and "orderflow" in dag.tags
 
 
-def test_wait_drain_sweep_trigger_then_checkpoint(dag):
+def test_wait_drain_start_then_checkpoint_with_the_sweep_beside_the_start(dag):
+    """An event's way to its run is wait -> drain -> start; the sweep runs beside the start, not before it.
+    One task starts the whole batch's runs (O(1) task instances per batch, not one per order)."""
     from orderflow.events.sensor import OrderEventSensor
 
     assert isinstance(dag.get_task("wait_for_events"), OrderEventSensor)
     assert dag.get_task("drain_events").upstream_task_ids == {"wait_for_events"}
+    assert dag.get_task("start_event_runs").upstream_task_ids == {"drain_events"}
     assert dag.get_task("sweep_stuck_orders").upstream_task_ids == {"drain_events"}
-    start = dag.get_task("start_provisioning")
-    assert start.upstream_task_ids == {"sweep_stuck_orders"}
-    kwargs = start.partial_kwargs
-    assert kwargs["trigger_dag_id"] == "provision_order" and kwargs["logical_date"] is None
-    assert kwargs["skip_when_already_exists"] is True and kwargs["wait_for_completion"] is False
-    advance = dag.get_task("advance_checkpoint")
-    assert "start_provisioning" in advance.upstream_task_ids
-    assert advance.trigger_rule == "none_failed"
+    assert dag.get_task("advance_checkpoint").upstream_task_ids == {"drain_events", "start_event_runs"}
+    assert not any(getattr(task, "is_mapped", False) or type(task).__name__ == "MappedOperator"
+                   for task in dag.tasks)
+    assert {t.task_id for t in dag.tasks} == {"wait_for_events", "drain_events", "start_event_runs",
+                                             "sweep_stuck_orders", "advance_checkpoint"}
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
 
@@ -48,10 +48,12 @@ def test_trigger_lives_outside_the_dag_folder_and_serializes_no_secret():
     from orderflow.events.trigger import OrderEventTrigger
 
     assert DAGS_DIR not in Path(module.__file__).resolve().parents
-    path, kwargs = OrderEventTrigger("salesforce_default", "/event/X__e", "CUSTOM", "00ab", 30).serialize()
+    start = {"preset": "CUSTOM", "replay_id": "00ab", "reason": "checkpoint"}
+    path, kwargs = OrderEventTrigger("salesforce_default", "/event/X__e", "CUSTOM", "00ab", 30,
+                                     start=start).serialize()
     assert path == "orderflow.events.trigger.OrderEventTrigger"
     assert kwargs == {"salesforce_conn_id": "salesforce_default", "topic": "/event/X__e",
-                      "replay_preset": "CUSTOM", "replay_id": "00ab", "timeout": 30.0}
+                      "replay_preset": "CUSTOM", "replay_id": "00ab", "timeout": 30.0, "start": start}
     assert OrderEventTrigger(**kwargs).serialize() == (path, kwargs)
 
 

@@ -65,6 +65,43 @@ def test_happy_path_activates_order_within_api_budget(dagbag, env):
     assert sum(wh_after.values()) - sum(wh_before.values()) <= 4
 
 
+def test_activation_mail_is_sent_after_write_back_and_a_lost_mail_fails_nothing(dagbag, env, tmp_path,
+                                                                               monkeypatch):
+    """The mail is write_back's success callback (no task of its own); SMTP down must not fail the order."""
+    import mailbox
+    import socket
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Mailbox
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ORDERFLOW_NOTIFY_EMAIL", "ops@example.test")
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(
+        {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"disable_tls": True, "disable_ssl": True}}))
+    maildir = tmp_path / "mail"
+    sink = Controller(Mailbox(str(maildir)), hostname="127.0.0.1", port=port)
+    sink.start()
+    try:
+        oid = env.take("Activated")
+        env.approve(oid)
+        dr, states, _ = run(dagbag, oid)
+    finally:
+        sink.stop()
+    assert dr.state == "success" and "notify" not in states, states
+    assert_activated(env, oid)
+    subjects = [str(m["subject"]) for m in mailbox.Maildir(str(maildir), create=False)]
+    assert subjects == [f"[orderflow] Order {oid} activated (WHMCS order {env.order(oid)['WHMCS_Order_ID__c']})"]
+
+    # Nothing listens on the port now: the order is Activated all the same.
+    other = env.take("Activated")
+    env.approve(other)
+    dr, states, _ = run(dagbag, other)
+    assert dr.state == "success", states
+    assert_activated(env, other)
+
+
 # ------------------------------------------------------------------------- permanent errors
 
 
@@ -224,7 +261,8 @@ def test_commit_then_drop_on_addorder_is_recovered_by_find_before_create(dagbag,
     env.fault("whmcs", "commit_then_drop", "AddOrder", count=1)
     dr, states, tries = run(dagbag, oid)
     assert dr.state == "success", states
-    assert tries["find_or_create_whmcs_order"] == 2
+    # The answer was lost after WHMCS committed: the same try finds the order by its marker (settle window).
+    assert tries["find_or_create_whmcs_order"] == 1
     assert_activated(env, oid)
 
 

@@ -50,9 +50,9 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def sandbox_env(tmp_path_factory, start_sandbox):
+def sandbox_env(tmp_path_factory, start_sandbox, airflow_api_server):
     """This module's own sandbox (overrides the conftest's, so its ``env`` fixture serves this one): seeded as
-    provisioned, reports in a folder of its own."""
+    provisioned, reports in a folder of its own; repairs start their runs through a real API server."""
     from orderflow_sandbox.seed import seed_provisioned
 
     reports = tmp_path_factory.mktemp("reports")

@@ -117,6 +117,15 @@ def test_drain_continues_after_the_seed_event_from_the_trigger():
     assert result.events == 3 and result.checkpoint == events[-1].replay_id_hex
 
 
+def test_a_seed_that_was_the_topics_latest_needs_no_fetch():
+    """One approval: the trigger saw its event as the tip, so the drain does not subscribe again (a second
+    subscription would only end on a keepalive, seconds later)."""
+    seed = ev(1, O1, "k")
+    result = drain(None, "t", StartPosition("LATEST"), max_events=10, seed=seed, seed_is_latest=True)
+    assert result.events == 1 and [s["conf"]["order_id"] for s in result.specs] == [O1]
+    assert result.checkpoint == seed.replay_id_hex
+
+
 def test_corrupted_start_falls_back_to_earliest_loudly(caplog):
     events = [ev(i, to_18(f"801000000000{i:03d}"), "k") for i in range(1, 4)]
     bus = FakeBus(events, corrupted={b"\xff" * 8})

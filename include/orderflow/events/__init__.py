@@ -30,3 +30,14 @@ def sweep_minutes_default() -> int:
 def sensor_timeout_seconds() -> float:
     """How long one wait lasts before the DAG run sweeps anyway (``ORDERFLOW_EVENT_WAIT_SECONDS``, 60)."""
     return float(os.environ.get("ORDERFLOW_EVENT_WAIT_SECONDS", "60"))
+
+
+def wait_ends_in_triggerer() -> bool:
+    """Whether the trigger ends the wait task itself (``TaskSuccessEvent`` with the result as XCom).
+
+    On (the default) an event's way to its run skips one task start on a worker. ``dag.test()`` in
+    Airflow 3.3.2 drops such an event's XComs (it resumes the task with the payload ``"success"``),
+    so the test suite turns it off with ``ORDERFLOW_WAIT_ENDS_IN_TRIGGERER=0``: the task then resumes
+    on a worker with the same result (``sensor.execute_complete``).
+    """
+    return os.environ.get("ORDERFLOW_WAIT_ENDS_IN_TRIGGERER", "1").strip().lower() not in ("0", "false", "no")

@@ -140,9 +140,13 @@ class DrainResult:
                 "checkpoint": self.checkpoint}
 
 
-def drain(source: EventSource, topic: str, start: StartPosition, max_events: int,
-          seed: DecodedEvent | None = None, wait_seconds: float = 3.0) -> DrainResult:
+def drain(source: EventSource | None, topic: str, start: StartPosition, max_events: int,
+          seed: DecodedEvent | None = None, wait_seconds: float = 3.0, seed_is_latest: bool = False) -> DrainResult:
     """Fetch up to ``max_events`` events after ``start`` (``seed``, already received, counts as the first).
+
+    ``seed_is_latest``: when the trigger received the seed, it was the topic's latest event, so
+    there is nothing to fetch (the common case of one approval: no second subscription, and no
+    wait for more events that Pub/Sub would only end with a keepalive).
 
     ``replayid.corrupted`` falls back to EARLIEST with an ERROR line (the sweep closes any gap).
     The returned checkpoint is safe to store once the runs in ``specs`` exist.
@@ -154,8 +158,9 @@ def drain(source: EventSource, topic: str, start: StartPosition, max_events: int
     fell_back = False
     latest = seed.replay_id if seed is not None else b""
     resubscribes = 0
-    remaining = max_events - len(events)
+    remaining = 0 if (seed is not None and seed_is_latest) else max_events - len(events)
     if remaining > 0:
+        assert source is not None, "an event source is needed to fetch"
         try:
             result = source.fetch(topic, preset, replay_id, max_events=remaining, batch_size=FETCH_BATCH,
                                   wait_seconds=wait_seconds)

@@ -1,9 +1,10 @@
 """``OrderEventSensor``: read the checkpoint, defer to :class:`OrderEventTrigger`, return on an event.
 
-While deferred the task holds no worker slot (the triggerer waits on the Pub/Sub stream). On
-resume it returns where the drain starts (``start``), the first event the trigger saw and the
+While deferred the task holds no worker slot (the triggerer waits on the Pub/Sub stream). The
+task's result is where the drain starts (``start``), the first event the trigger saw and the
 status (``events`` | ``timeout`` | ``corrupted``), so the downstream drain task runs either way:
-a timeout makes the DAG run a periodic sweep even when no events arrive.
+a timeout makes the DAG run a periodic sweep even when no events arrive. The trigger ends the
+task with that result itself (no resume on a worker).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from orderflow.errors import ErrorCode, TransientError
-from orderflow.events import CHECKPOINT_VARIABLE, TOPIC, sensor_timeout_seconds
-from orderflow.events.checkpoint import AirflowVariableStore, CheckpointStore, StartPosition, resolve_start
-from orderflow.events.trigger import OrderEventTrigger
+from orderflow.events import CHECKPOINT_VARIABLE, TOPIC, sensor_timeout_seconds, wait_ends_in_triggerer
+from orderflow.events.checkpoint import AirflowVariableStore, CheckpointStore, resolve_start
+from orderflow.events.trigger import OrderEventTrigger, wait_result
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class OrderEventSensor(BaseOperator):
         log.info("waiting up to %.0f s for events on %s from %s (%s)", timeout, self.topic, start.describe(),
                  start.reason)
         self.defer(
-            trigger=OrderEventTrigger(self.salesforce_conn_id, self.topic, start.preset, start.replay_id, timeout),
+            trigger=OrderEventTrigger(self.salesforce_conn_id, self.topic, start.preset, start.replay_id, timeout,
+                                      start=start.to_dict() if wait_ends_in_triggerer() else None),
             method_name="execute_complete",
             kwargs={"start": start.to_dict()},
             timeout=dt.timedelta(seconds=timeout + 120),
@@ -65,20 +67,8 @@ class OrderEventSensor(BaseOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None,
                          start: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Runs when the trigger failed (``error``), or when the wait resumes on a worker (see ``execute``)."""
         event = event or {}
-        status = event.get("status")
-        begin = StartPosition.from_dict(start or {"preset": "EARLIEST"})
-        if status == "corrupted":
-            log.error("REPLAY ID CORRUPTED: %s is expired or invalid on %s. FALLING BACK TO EARLIEST; the sweep "
-                      "closes any gap.", begin.describe(), self.topic)
-            begin = StartPosition("EARLIEST", reason=f"replayid.corrupted at {begin.describe()}")
-        elif status == "error":
+        if event.get("status") == "error":
             raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"waiting for events failed: {event.get('message')}")
-        elif status not in ("events", "timeout"):
-            raise ValueError(f"unexpected trigger event: {status!r}")
-        if status == "events":
-            log.info("event available at replay id %s", (event.get("first_event") or {}).get("replay_id"))
-        else:
-            log.info("no event within the wait (%s); the DAG run sweeps and the next one waits again", status)
-        return {"status": status, "start": begin.to_dict(), "first_event": event.get("first_event"),
-                "position": event.get("position") or "", "waited_until": event.get("waited_until")}
+        return wait_result(event, start, self.topic)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -38,13 +39,18 @@ def pubsub_client(conn_id: str = CONN_ID):
     return SalesforceJwtHook(conn_id).get_pubsub_client()
 
 
-def drain_events(wait: dict[str, Any], ti: Any = None, client: Any = None) -> dict[str, Any]:
+def drain_events(wait: dict[str, Any] | str, ti: Any = None, client: Any = None) -> dict[str, Any]:
     """Drain after the sensor's position. Returns the hand-off the next tasks take (wired in the DAG):
 
     ``specs`` (one run per order), ``checkpoint`` (the position to store once the runs exist, and the
     event count) and ``drained_through`` (ISO time up to which every published event is in ``specs``,
     or None when a backlog is left): the sweep leaves orders modified after it to the next drain.
     """
+    if isinstance(wait, str):
+        # The trigger ended the wait task with TaskSuccessEvent(xcoms=...): Airflow 3.3.2 stores such an
+        # XCom JSON-encoded once more than a task's own return value (models.XComModel.set json.dumps it),
+        # so it arrives here as the JSON text of the dict.
+        wait = json.loads(wait)
     start = StartPosition.from_dict(wait["start"])
     status = wait.get("status")
     if status == "timeout":
@@ -52,14 +58,21 @@ def drain_events(wait: dict[str, Any], ti: Any = None, client: Any = None) -> di
         return {"specs": [], "checkpoint": {"replay_id": position, "events": 0},
                 "drained_through": wait.get("waited_until")}
     seed = event_from_dict(wait["first_event"]) if wait.get("first_event") else None
-    client = client or pubsub_client()
-    fetch_started = dt.datetime.now(dt.UTC)
-    try:
-        result = drain(client, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed)
-    finally:
-        close = getattr(client, "close", None)
-        if close:
-            close()
+    seed_is_latest = bool(seed is not None and wait.get("caught_up") and wait.get("fetched_at"))
+    if seed_is_latest:
+        # The trigger saw the seed as the topic's latest event: nothing more to fetch, and every event
+        # published before the trigger's fetch is the seed.
+        result = drain(None, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed, seed_is_latest=True)
+        fetch_started = dt.datetime.fromisoformat(wait["fetched_at"])
+    else:
+        client = client or pubsub_client()
+        fetch_started = dt.datetime.now(dt.UTC)
+        try:
+            result = drain(client, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed)
+        finally:
+            close = getattr(client, "close", None)
+            if close:
+                close()
     checkpoint = result.checkpoint
     if checkpoint is None and status == "corrupted":
         checkpoint = ""  # forget the corrupted id: the next run starts from EARLIEST
@@ -69,20 +82,31 @@ def drain_events(wait: dict[str, Any], ti: Any = None, client: Any = None) -> di
             "drained_through": fetch_started.isoformat() if caught_up else None}
 
 
-def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None) -> list[dict[str, Any]]:
-    """The drain's specs plus sweep specs. A Salesforce failure skips this sweep (logged), never the drain.
+def start_event_runs(drained: dict[str, Any], client: Any = None) -> dict[str, Any]:
+    """Start the drained events' runs: one task for the whole batch (existing run ids are skipped)."""
+    from orderflow.provision_runs import start_provision_runs
 
-    Only orders last modified before ``drained_through`` are swept: an order approved after the drain
-    (e.g. while this run's sweep was delayed by a restart) has its event in the next drain, and
-    sweeping it would start a second run for one approval. When the drain left a backlog there is
-    no such time, and the sweep waits for the next run (which starts at once: events are waiting).
+    return start_provision_runs(drained.get("specs") or [], client)
+
+
+def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None, client: Any = None) -> dict[str, Any]:
+    """Find orders stuck in Activating and start their runs; beside the event runs' start, not before it.
+
+    A Salesforce failure skips this sweep (logged), never the drain. Only orders last modified
+    before ``drained_through`` are swept: an order approved after the drain (e.g. while this run's
+    sweep was delayed by a restart) has its event in the next drain, and sweeping it would start a
+    second run for one approval. When the drain left a backlog there is no such time, and the sweep
+    waits for the next run (which starts at once: events are waiting). The drain's own orders are
+    excluded: their runs are being started by ``start_event_runs`` at the same time.
     """
+    from orderflow.provision_runs import start_provision_runs
+
     specs = list(drained.get("specs") or [])
     through = drained.get("drained_through")
     if not through:
         log.info("sweep waits for the next run: this drain left a backlog of events (%d run spec(s) now)",
                  len(specs))
-        return specs
+        return start_provision_runs([], client)
     modified_before = dt.datetime.fromisoformat(through) - DRAIN_CLOCK_MARGIN
 
     def count_in_flight(run_ids: list[str]) -> int:
@@ -99,12 +123,14 @@ def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None) -> 
                                     modified_before=modified_before)
     except OrderflowError as exc:
         log.error("sweep skipped this round (the next DAG run tries again): %s", exc)
-        return specs
-    return specs + result.specs
+        return start_provision_runs([], client)
+    return start_provision_runs(result.specs, client)
 
 
-def advance_checkpoint(drained: dict[str, Any], specs: list[dict[str, Any]] | None) -> dict[str, Any]:
-    """Store the drained position (the runs exist now) and remember the event runs for the sweep."""
+def advance_checkpoint(drained: dict[str, Any]) -> dict[str, Any]:
+    """Store the drained position (wired after ``start_event_runs``: the runs exist now) and remember
+    the event runs for the sweep."""
+    specs = drained.get("specs") or []
     drained = drained.get("checkpoint") or {}
     store = CheckpointStore(AirflowVariableStore(), CHECKPOINT_VARIABLE, TOPIC)
     try:
@@ -112,7 +138,7 @@ def advance_checkpoint(drained: dict[str, Any], specs: list[dict[str, Any]] | No
         unusable = False
     except CheckpointProblem:
         old, unusable = None, True
-    event_runs = {s["conf"]["order_id"]: s["trigger_run_id"] for s in specs or [] if s["conf"]["source"] == "event"}
+    event_runs = {s["conf"]["order_id"]: s["trigger_run_id"] for s in specs}
     RecentRuns(AirflowVariableStore(), RECENT_RUNS_VARIABLE).record(event_runs)
     replay_id = drained.get("replay_id")
     if replay_id is None and unusable:

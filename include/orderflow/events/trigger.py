@@ -5,7 +5,10 @@ Shape of providers-standard's file trigger: ``serialize()`` + an async ``run()``
 logins go through ``asyncio.to_thread``). Its kwargs hold the connection id and positions only —
 never a token: trigger kwargs are stored in the metadata DB.
 
-Events it yields (payload ``status``):
+The wait's outcome ends the task from the triggerer (``TaskSuccessEvent`` carrying the task's
+return value as XCom): the task does not resume on a worker just to hand the result on, which
+saves one task start on every event's way to its run. Only ``error`` resumes the task, which
+raises and is retried. The payload (``status``) is one of:
 
 * ``events``: ``first_event`` is the first event after the position (JSON form); the drain handles
   it and continues after it (this is what makes ``replay=latest`` lose nothing);
@@ -24,13 +27,36 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from orderflow.errors import safe_message
+from orderflow.events.checkpoint import StartPosition
 from orderflow.events.drain import event_to_dict
 from orderflow.salesforce.pubsub import PubSubClient, ReplayIdCorrupted
 
 log = logging.getLogger(__name__)
+
+
+def wait_result(payload: dict[str, Any], start: dict[str, Any] | None, topic: str) -> dict[str, Any]:
+    """The wait task's return value (what ``drain_events`` takes) for a trigger payload.
+
+    ``corrupted`` turns the start into EARLIEST (logged loudly: the sweep closes any gap).
+    """
+    status = payload.get("status")
+    if status not in ("events", "timeout", "corrupted"):
+        raise ValueError(f"unexpected trigger event: {status!r}")
+    begin = StartPosition.from_dict(start or {"preset": "EARLIEST"})
+    if status == "corrupted":
+        log.error("REPLAY ID CORRUPTED: %s is expired or invalid on %s. FALLING BACK TO EARLIEST; the sweep "
+                  "closes any gap.", begin.describe(), topic)
+        begin = StartPosition("EARLIEST", reason=f"replayid.corrupted at {begin.describe()}")
+    elif status == "events":
+        log.info("event available at replay id %s", (payload.get("first_event") or {}).get("replay_id"))
+    else:
+        log.info("no event within the wait; the DAG run sweeps and the next one waits again")
+    return {"status": status, "start": begin.to_dict(), "first_event": payload.get("first_event"),
+            "position": payload.get("position") or "", "waited_until": payload.get("waited_until"),
+            "caught_up": bool(payload.get("caught_up")), "fetched_at": payload.get("fetched_at")}
 
 
 class _TokenRefused(Exception):
@@ -45,6 +71,7 @@ class OrderEventTrigger(BaseTrigger):
         replay_preset: str,
         replay_id: str = "",
         timeout: float = 60.0,
+        start: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if replay_preset not in ("CUSTOM", "EARLIEST", "LATEST"):
@@ -54,12 +81,14 @@ class OrderEventTrigger(BaseTrigger):
         self.replay_preset = replay_preset
         self.replay_id = replay_id
         self.timeout = float(timeout)
+        self.start = start
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {"salesforce_conn_id": self.salesforce_conn_id, "topic": self.topic,
-             "replay_preset": self.replay_preset, "replay_id": self.replay_id, "timeout": self.timeout},
+             "replay_preset": self.replay_preset, "replay_id": self.replay_id, "timeout": self.timeout,
+             "start": self.start},
         )
 
     # -- blocking parts, run in a thread
@@ -93,6 +122,7 @@ class OrderEventTrigger(BaseTrigger):
                 if remaining <= 0:
                     break
                 started = time.monotonic()
+                fetched_at = dt.datetime.now(dt.UTC).isoformat()
                 try:
                     result = await client.afetch(self.topic, preset,  # type: ignore[arg-type]
                                                  bytes.fromhex(position) if preset == "CUSTOM" else None,
@@ -106,9 +136,13 @@ class OrderEventTrigger(BaseTrigger):
                     continue
                 if result.events:
                     first = result.events[0]
-                    log.info("event on %s at replay id %s", self.topic, first.replay_id_hex)
-                    yield TriggerEvent({**base, "status": "events", "first_event": event_to_dict(first),
-                                        "position": ""})
+                    # The answer names the topic's latest replay id: when it is this event's, nothing
+                    # else was published before this fetch, and the drain need not fetch at all.
+                    caught_up = result.at_tip and len(result.events) == 1
+                    log.info("event on %s at replay id %s%s", self.topic, first.replay_id_hex,
+                             " (the topic's latest)" if caught_up else "")
+                    yield self._done({**base, "status": "events", "first_event": event_to_dict(first),
+                                      "position": "", "caught_up": caught_up, "fetched_at": fetched_at})
                     return
                 if result.latest_replay_id:  # a keepalive: a later safe position
                     preset, position = "CUSTOM", result.latest_replay_id.hex()
@@ -116,7 +150,7 @@ class OrderEventTrigger(BaseTrigger):
                     await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         except ReplayIdCorrupted:
             log.error("REPLAY ID CORRUPTED: %s after %s is expired or invalid", self.topic, self.replay_id)
-            yield TriggerEvent({**base, "status": "corrupted", "position": ""})
+            yield self._done({**base, "status": "corrupted", "position": ""})
             return
         except Exception as exc:  # the task decides (retry); the message is secret-free
             message = "Pub/Sub access token refused twice" if isinstance(exc, _TokenRefused) else safe_message(exc)
@@ -125,5 +159,11 @@ class OrderEventTrigger(BaseTrigger):
             return
         changed = position if (preset == "CUSTOM" and position != self.replay_id) else ""
         # Every event published before now would have ended the wait: the sweep may trust this time.
-        yield TriggerEvent({**base, "status": "timeout", "position": changed,
-                            "waited_until": dt.datetime.now(dt.UTC).isoformat()})
+        yield self._done({**base, "status": "timeout", "position": changed,
+                          "waited_until": dt.datetime.now(dt.UTC).isoformat()})
+
+    def _done(self, payload: dict[str, Any]) -> TriggerEvent:
+        """End the task here with its return value; without ``start`` (an older deferral) resume it."""
+        if self.start is None:
+            return TriggerEvent(payload)
+        return TaskSuccessEvent(xcoms={"return_value": wait_result(payload, self.start, self.topic)})

@@ -132,13 +132,6 @@ def write_back(order_data: dict, ref_data: dict) -> dict:
     return {"order_id": order.order_id, "whmcs_order_id": ref.order_id, "outcome": "Activated"}
 
 
-def notify(result: dict) -> bool:
-    """Step 6."""
-    return send_notice(
-        ProvisioningNotice(order_id=result["order_id"], outcome="Activated", whmcs_order_id=result["whmcs_order_id"])
-    )
-
-
 def on_final_failure(context: dict) -> None:
     """Task failure callback (final failure only): mark the Order Failed with code + safe message."""
     error = context.get("exception")

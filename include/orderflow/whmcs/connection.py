@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderflow.connection_form import provider_entry
+
 # Extra fields: name -> label, JSON schema, description.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "accesskey": {
@@ -54,14 +56,4 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 
 def provider_connection_type() -> dict[str, Any]:
     """The ``connection-types`` entry for ``orderflow.provider.get_provider_info()``."""
-    return {
-        "connection-type": "whmcs",
-        "hook-class-name": "orderflow.whmcs.hook.WhmcsHook",
-        "hook-name": "WHMCS",
-        "conn-fields": CONN_FIELDS,
-        "ui-field-behaviour": {
-            "hidden-fields": UI_FIELD_BEHAVIOUR["hidden_fields"],
-            "relabeling": UI_FIELD_BEHAVIOUR["relabeling"],
-            "placeholders": UI_FIELD_BEHAVIOUR["placeholders"],
-        },
-    }
+    return provider_entry("whmcs", "orderflow.whmcs.hook.WhmcsHook", "WHMCS", CONN_FIELDS, UI_FIELD_BEHAVIOUR)

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from orderflow.connection_form import legacy_ui_field_behaviour
 from orderflow.errors import ErrorCode, PermanentError, mask_registered_secrets
 from orderflow.whmcs.client import DEFAULT_TIMEOUT, WhmcsClient
 from orderflow.whmcs.connection import CONN_FIELDS, UI_FIELD_BEHAVIOUR
@@ -64,11 +65,7 @@ class WhmcsHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hide the unused fields and name the rest the way the WHMCS admin does."""
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden_fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
+        return legacy_ui_field_behaviour(UI_FIELD_BEHAVIOUR)
 
     # ------------------------------------------------------------------ client
 

@@ -2,8 +2,9 @@
 
 Each test gets a freshly seeded sandbox and a clean slate in the metadata DB (orderflow's
 Variables, provision_order runs named ``order__*`` and order_event_sensor runs). The DAG runs
-with ``dag.test()``, which runs the deferrable sensor's trigger inline; triggered
-``provision_order`` runs stay queued (no scheduler), so tests assert on their rows.
+with ``dag.test()``, which runs the deferrable sensor's trigger inline; the runs it starts go
+through a real Airflow API server on the same metadata DB (``airflow_api_server``) and stay
+queued (no scheduler), so tests assert on their rows.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def airflow_db() -> None:
 
 
 @pytest.fixture
-def events_env(tmp_path: Path, session_tls: TlsFiles, airflow_db: None,
+def events_env(tmp_path: Path, session_tls: TlsFiles, airflow_db: None, airflow_api_server: str,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[EventsEnv]:
     monkeypatch.setenv("ORDERFLOW_SANDBOX_PUBSUB_KEEPALIVE_SECONDS", "0.5")
     monkeypatch.setenv("ORDERFLOW_EVENT_WAIT_SECONDS", "1.5")

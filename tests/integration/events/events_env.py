@@ -133,3 +133,14 @@ class EventsEnv:
         for ti in dag_run.get_task_instances():
             out.setdefault(ti.task_id, []).append(str(ti.state))
         return out
+
+    @staticmethod
+    def xcom(dag_run, task_id: str):
+        """A task's return value in this run (as the next task would get it)."""
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                                                     task_id=task_id, key="return_value").one()
+            return XComModel.deserialize_value(row)

@@ -48,11 +48,13 @@ def test_duplicate_event_and_redrain_from_older_checkpoint_create_no_extra_runs(
     # ... and a re-drain from an older checkpoint: back to just after the first event.
     events_env.set_checkpoint({"replay_id": (1).to_bytes(8, "big").hex(), "topic": TOPIC, "events_seen": 1})
 
-    states = _ok(events_env, events_env.run_sensor())
+    dag_run = events_env.run_sensor()
+    _ok(events_env, dag_run)
 
     assert events_env.provision_runs().keys() == first.keys()
-    # 3 re-drained approvals + the duplicate copy (deduped with ids[0]) -> 4 specs, all skipped as existing.
-    assert sorted(states["start_provisioning"]) == ["skipped"] * 4
+    # 3 re-drained approvals + the duplicate copy (deduped with ids[0]) -> 4 specs, all already there (409).
+    started = events_env.xcom(dag_run, "start_event_runs")
+    assert started["started"] == [] and sorted(started["existing"]) == sorted(first)
     assert events_env.checkpoint()["replay_id"] == events_env.latest_replay_hex()
 
 

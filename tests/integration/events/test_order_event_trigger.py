@@ -29,6 +29,33 @@ def test_fires_with_the_first_event_after_the_position(events_env: EventsEnv):
     assert payload["first_event"]["payload"]["OrderId__c"] == ids[1]
 
 
+def test_ends_the_wait_task_itself_and_says_whether_the_drain_must_fetch(events_env: EventsEnv):
+    """With ``start`` the trigger ends the task (TaskSuccessEvent, the result as XCom): no resume on a
+    worker. ``caught_up`` is true only when the event was the topic's latest, so the drain skips its fetch."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    def first_event(trigger: OrderEventTrigger):
+        async def first():
+            async for event in trigger.run():
+                return event
+            raise AssertionError("the trigger returned without an event")
+
+        return asyncio.run(first())
+
+    start = {"preset": "EARLIEST", "replay_id": "", "reason": "test"}
+    ids = events_env.order_ids[:2]
+    events_env.approve(ids[:1])
+    one = first_event(OrderEventTrigger("salesforce_default", TOPIC, "EARLIEST", timeout=10, start=start))
+    assert isinstance(one, TaskSuccessEvent)
+    result = one.xcoms["return_value"]
+    assert result["status"] == "events" and result["caught_up"] is True and result["fetched_at"]
+    assert result["first_event"]["payload"]["OrderId__c"] == ids[0] and result["start"]["preset"] == "EARLIEST"
+
+    events_env.approve(ids[1:])  # now a second event is behind the first: the drain has to fetch it
+    two = first_event(OrderEventTrigger("salesforce_default", TOPIC, "EARLIEST", timeout=10, start=start))
+    assert two.xcoms["return_value"]["caught_up"] is False
+
+
 def test_latest_waits_for_a_new_event(events_env: EventsEnv):
     events_env.approve(events_env.order_ids[:1])  # history: must not fire on it
 

@@ -89,6 +89,8 @@ class FetchResult:
     events: list[DecodedEvent]
     latest_replay_id: bytes  # b"" when no position is known (LATEST/EARLIEST and nothing heard)
     resubscribes: int = 0
+    # The server said the last event returned was the topic's latest (its FetchResponse.latest_replay_id).
+    at_tip: bool = False
 
     @property
     def latest_replay_id_hex(self) -> str:
@@ -171,6 +173,7 @@ class _Fetch:
         self.done = False
         self.responses_in_stream = 0
         self.resubscribes = 0
+        self.at_tip = False
 
     def _next_n(self) -> int:
         return max(1, min(self.batch_size, self.max_events - len(self.events)))
@@ -195,6 +198,7 @@ class _Fetch:
             return None
         self.events.extend(decoded)
         self.latest = self.resume_from = decoded[-1].replay_id
+        self.at_tip = bool(resp.latest_replay_id) and resp.latest_replay_id == decoded[-1].replay_id
         if len(self.events) >= self.max_events:
             self.done = True
             return None
@@ -206,7 +210,7 @@ class _Fetch:
         return None
 
     def result(self) -> FetchResult:
-        return FetchResult(list(self.events), self.latest, self.resubscribes)
+        return FetchResult(list(self.events), self.latest, self.resubscribes, self.at_tip)
 
 
 _END = object()
