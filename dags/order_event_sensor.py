@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 from orderflow import settings
-from orderflow.events import REPLAY_PARAM_PATTERN, sweep_minutes_default
+from orderflow.events import REPLAY_PARAM_PATTERN
 from orderflow.events.sensor import OrderEventSensor
 
 default_args = {
@@ -46,7 +46,7 @@ default_args = {
     params={
         "replay": Param("checkpoint", type="string", pattern=REPLAY_PARAM_PATTERN, title="Replay from",
                         description="checkpoint (default) | latest | earliest | a hex replay id (16+ hex digits)."),
-        "sweep_minutes": Param(sweep_minutes_default(), type="integer", minimum=1, maximum=10080,
+        "sweep_minutes": Param(settings.sweep_minutes(), type="integer", minimum=1, maximum=10080,
                                title="Sweep threshold (minutes)",
                                description="Orders in Activating for longer than this, with no run in flight, "
                                            "get a provision_order run (source=sweep)."),

@@ -16,7 +16,7 @@ from datetime import timedelta
 from airflow.sdk import Asset, CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from orderflow import settings
-from orderflow.reconcile import RECONCILE_DAG_ID, timezone_name
+from orderflow.reconcile import RECONCILE_DAG_ID
 
 # The asset names the report, not where it is stored: a URI built from ORDERFLOW_REPORTS_URL at parse time
 # changes whenever that setting does, and Airflow then refuses the outlet as an inactive asset. The event's
@@ -35,7 +35,7 @@ default_args = {
 
 @dag(
     dag_id=RECONCILE_DAG_ID,
-    schedule=CronTriggerTimetable("0 2 * * *", timezone=timezone_name()),
+    schedule=CronTriggerTimetable("0 2 * * *", timezone=settings.reconcile_timezone()),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

@@ -21,7 +21,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False")
 # dag.test() drops the XComs of a trigger's TaskSuccessEvent (Airflow 3.3.2): under it the sensor's wait
-# resumes on the "worker" instead (orderflow.events.wait_ends_in_triggerer). The soak, the chaos suite and
+# resumes on the "worker" instead (orderflow.settings.wait_ends_in_triggerer). The soak, the chaos suite and
 # the e2e tests run a real scheduler and triggerer with the default (on).
 os.environ.setdefault("ORDERFLOW_WAIT_ENDS_IN_TRIGGERER", "0")
 

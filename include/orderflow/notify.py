@@ -1,19 +1,18 @@
 """Provisioning notifications: a small message object, sent through Airflow's SMTP connection.
 
-Off unless ``ORDERFLOW_NOTIFY_EMAIL`` names recipients (the demo sets it and points
-``smtp_default`` at a local sink).
+Off unless ``ORDERFLOW_NOTIFY_EMAIL`` names recipients (``settings.notify_recipients``; the demo sets it
+and points ``smtp_default`` at a local sink).
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import os
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from orderflow import settings
 
-NOTIFY_ENV = "ORDERFLOW_NOTIFY_EMAIL"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,15 +39,11 @@ class ProvisioningNotice:
         return f"<table>{body}</table>"
 
 
-def recipients() -> list[str]:
-    return [r.strip() for r in os.environ.get(NOTIFY_ENV, "").split(",") if r.strip()]
-
-
-def send_notice(notice: ProvisioningNotice, smtp_conn_id: str = "smtp_default") -> bool:
+def send_notice(notice: ProvisioningNotice, smtp_conn_id: str = settings.SMTP_CONN_ID) -> bool:
     """Send the notice if notifications are on; returns whether a mail was sent."""
-    to = recipients()
+    to = settings.notify_recipients()
     if not to:
-        log.info("Notifications are off (%s is not set)", NOTIFY_ENV)
+        log.info("Notifications are off (ORDERFLOW_NOTIFY_EMAIL is not set)")
         return False
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from orderflow import settings
+
 
 def airflow_connections(endpoints: dict, smtp_port: int | None = None) -> dict[str, dict]:
     """Connection dicts (Airflow's JSON connection format) keyed by conn id."""
@@ -16,7 +18,7 @@ def airflow_connections(endpoints: dict, smtp_port: int | None = None) -> dict[s
     ca = endpoints["ca_bundle"]
     if "salesforce" in endpoints:
         sf = endpoints["salesforce"]
-        conns["salesforce_default"] = {
+        conns[settings.SALESFORCE_CONN_ID] = {
             "conn_type": "salesforce",
             "login": sf["username"],
             "extra": {
@@ -32,7 +34,7 @@ def airflow_connections(endpoints: dict, smtp_port: int | None = None) -> dict[s
         }
     if "whmcs" in endpoints:
         wh = endpoints["whmcs"]
-        conns["whmcs_default"] = {
+        conns[settings.WHMCS_CONN_ID] = {
             "conn_type": "whmcs",
             "host": wh["url"],
             "login": wh["identifier"],
@@ -40,7 +42,7 @@ def airflow_connections(endpoints: dict, smtp_port: int | None = None) -> dict[s
             "extra": {"accesskey": wh.get("accesskey") or "", "ca_bundle": ca, "timeout": 30},
         }
     if smtp_port:
-        conns["smtp_default"] = {
+        conns[settings.SMTP_CONN_ID] = {
             "conn_type": "smtp",
             "host": "127.0.0.1",
             "port": smtp_port,

@@ -12,7 +12,6 @@ from typing import Any
 from orderflow.connection_form import provider_entry
 
 CONN_TYPE = "airflow_api"
-DEFAULT_CONN_ID = "orderflow_airflow_api"
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "ca_bundle": {

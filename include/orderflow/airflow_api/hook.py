@@ -13,7 +13,7 @@ from airflow.sdk import BaseHook
 
 from orderflow import settings
 from orderflow.airflow_api.client import AirflowApiClient
-from orderflow.airflow_api.connection import CONN_FIELDS, CONN_TYPE, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
+from orderflow.airflow_api.connection import CONN_FIELDS, CONN_TYPE, UI_FIELD_BEHAVIOUR
 from orderflow.connection_form import legacy_ui_field_behaviour
 from orderflow.errors import mask_registered_secrets
 
@@ -25,7 +25,7 @@ class AirflowApiHook(BaseHook):
     """
 
     conn_name_attr = "airflow_api_conn_id"
-    default_conn_name = DEFAULT_CONN_ID
+    default_conn_name = settings.AIRFLOW_API_CONN_ID
     conn_type = CONN_TYPE
     hook_name = "Airflow REST API (orderflow)"
 

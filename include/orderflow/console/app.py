@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from orderflow import settings
 from orderflow.console import orders as order_lookup
 from orderflow.console.query import InvalidQuery, OrderQuery, parse_query
 from orderflow.console.reports import RECONCILE_DAG_ID, ReportRun, ReportStore
@@ -31,8 +32,6 @@ from orderflow.errors import safe_message
 log = logging.getLogger(__name__)
 
 MOUNT_PREFIX = "/orderflow"
-SALESFORCE_CONN_ID = "salesforce_default"
-WHMCS_CONN_ID = "whmcs_default"
 _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self'; "
     "frame-src 'self'; "
@@ -76,7 +75,8 @@ class ConsoleClients:
     """The Salesforce and WHMCS clients, built from the Airflow connections on first use and then kept
     (so the Salesforce token is reused across requests)."""
 
-    def __init__(self, salesforce_conn_id: str = SALESFORCE_CONN_ID, whmcs_conn_id: str = WHMCS_CONN_ID) -> None:
+    def __init__(self, salesforce_conn_id: str = settings.SALESFORCE_CONN_ID,
+                 whmcs_conn_id: str = settings.WHMCS_CONN_ID) -> None:
         self.salesforce_conn_id = salesforce_conn_id
         self.whmcs_conn_id = whmcs_conn_id
 

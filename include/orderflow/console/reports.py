@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from orderflow import settings
 from orderflow.errors import safe_message
 from orderflow.reconcile import NOT_DRIFT, RECONCILE_DAG_ID
 from orderflow.reconcile.report import DRIFT_FILE, HTML_FILE, SUMMARY_FILE
@@ -31,10 +32,8 @@ MAX_REPORTS_FOR_AN_ORDER = 10  # how far back an order's category is looked for
 
 
 def reports_base_url() -> str:
-    """The reports base as a URL: the reconcile package's setting (a plain path becomes ``file://``)."""
-    from orderflow.reconcile import reports_url
-
-    raw = reports_url()
+    """The reports base as a URL: ``settings.reports_url()`` (a plain path becomes ``file://``)."""
+    raw = settings.reports_url()
     return raw if "://" in raw else "file://" + os.path.abspath(raw)
 
 

@@ -8,10 +8,11 @@ runbook, never to an invented remedy.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
+
+from orderflow import settings
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ _CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]+$")
 
 def readme_path() -> Path:
     """``ORDERFLOW_README`` or the README at the root of the checkout the package is installed from."""
-    override = os.environ.get("ORDERFLOW_README")
+    override = settings.readme_override()
     if override:
         return Path(override)
     return Path(__file__).resolve().parents[3] / "README.md"

@@ -15,8 +15,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from orderflow import settings
 from orderflow.errors import ErrorCode, TransientError
-from orderflow.events import CHECKPOINT_VARIABLE, TOPIC, sensor_timeout_seconds, wait_ends_in_triggerer
+from orderflow.events import CHECKPOINT_VARIABLE
 from orderflow.events.checkpoint import AirflowVariableStore, CheckpointStore, resolve_start
 from orderflow.events.trigger import OrderEventTrigger, wait_result
 
@@ -37,8 +38,8 @@ class OrderEventSensor(BaseOperator):
     def __init__(
         self,
         *,
-        salesforce_conn_id: str = "salesforce_default",
-        topic: str = TOPIC,
+        salesforce_conn_id: str = settings.SALESFORCE_CONN_ID,
+        topic: str = settings.EVENT_TOPIC,
         replay: str = "checkpoint",
         wait_seconds: float | None = None,
         checkpoint_variable: str = CHECKPOINT_VARIABLE,
@@ -54,12 +55,12 @@ class OrderEventSensor(BaseOperator):
     def execute(self, context: Any) -> None:
         store = CheckpointStore(AirflowVariableStore(), self.checkpoint_variable, self.topic)
         start = resolve_start(str(self.replay or "checkpoint"), store)
-        timeout = float(self.wait_seconds if self.wait_seconds is not None else sensor_timeout_seconds())
+        timeout = float(self.wait_seconds if self.wait_seconds is not None else settings.event_wait_seconds())
         log.info("waiting up to %.0f s for events on %s from %s (%s)", timeout, self.topic, start.describe(),
                  start.reason)
         self.defer(
             trigger=OrderEventTrigger(self.salesforce_conn_id, self.topic, start.preset, start.replay_id, timeout,
-                                      start=start.to_dict() if wait_ends_in_triggerer() else None),
+                                      start=start.to_dict() if settings.wait_ends_in_triggerer() else None),
             method_name="execute_complete",
             kwargs={"start": start.to_dict()},
             timeout=dt.timedelta(seconds=timeout + 120),

@@ -7,15 +7,9 @@ import json
 import logging
 from typing import Any
 
+from orderflow import settings
 from orderflow.errors import OrderflowError
-from orderflow.events import (
-    CHECKPOINT_VARIABLE,
-    MAX_EVENTS_PER_RUN,
-    PROVISION_DAG_ID,
-    RECENT_RUNS_VARIABLE,
-    SWEEP_LIMIT,
-    TOPIC,
-)
+from orderflow.events import CHECKPOINT_VARIABLE, PROVISION_DAG_ID, RECENT_RUNS_VARIABLE
 from orderflow.events.checkpoint import (
     AirflowVariableStore,
     CheckpointProblem,
@@ -29,10 +23,9 @@ from orderflow.events.sweep import IN_FLIGHT_STATES, sweep_stuck_orders
 log = logging.getLogger(__name__)
 # Salesforce stamps LastModifiedDate with its clock, the drain with ours: allow for some skew.
 DRAIN_CLOCK_MARGIN = dt.timedelta(seconds=30)
-CONN_ID = "salesforce_default"
 
 
-def pubsub_client(conn_id: str = CONN_ID):
+def pubsub_client(conn_id: str = settings.SALESFORCE_CONN_ID):
     """A :class:`PubSubClient` on the hook's shared token cache (re-login only when refused)."""
     from orderflow.salesforce.hook import SalesforceJwtHook
 
@@ -62,13 +55,13 @@ def drain_events(wait: dict[str, Any] | str, ti: Any = None, client: Any = None)
     if seed_is_latest:
         # The trigger saw the seed as the topic's latest event: nothing more to fetch, and every event
         # published before the trigger's fetch is the seed.
-        result = drain(None, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed, seed_is_latest=True)
+        result = drain(None, settings.EVENT_TOPIC, start, settings.MAX_EVENTS_PER_RUN, seed=seed, seed_is_latest=True)
         fetch_started = dt.datetime.fromisoformat(wait["fetched_at"])
     else:
         client = client or pubsub_client()
         fetch_started = dt.datetime.now(dt.UTC)
         try:
-            result = drain(client, TOPIC, start, MAX_EVENTS_PER_RUN, seed=seed)
+            result = drain(client, settings.EVENT_TOPIC, start, settings.MAX_EVENTS_PER_RUN, seed=seed)
         finally:
             close = getattr(client, "close", None)
             if close:
@@ -76,7 +69,7 @@ def drain_events(wait: dict[str, Any] | str, ti: Any = None, client: Any = None)
     checkpoint = result.checkpoint
     if checkpoint is None and status == "corrupted":
         checkpoint = ""  # forget the corrupted id: the next run starts from EARLIEST
-    caught_up = result.events < MAX_EVENTS_PER_RUN
+    caught_up = result.events < settings.MAX_EVENTS_PER_RUN
     return {"specs": result.specs, "checkpoint": {"replay_id": checkpoint, "events": result.events,
                                                   "summary": result.summary()},
             "drained_through": fetch_started.isoformat() if caught_up else None}
@@ -116,8 +109,8 @@ def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None, cli
         if query is None:
             from orderflow.salesforce.hook import SalesforceJwtHook
 
-            query = SalesforceJwtHook(CONN_ID).get_conn().query
-        result = sweep_stuck_orders(query, count_in_flight, int(minutes), SWEEP_LIMIT,
+            query = SalesforceJwtHook(settings.SALESFORCE_CONN_ID).get_conn().query
+        result = sweep_stuck_orders(query, count_in_flight, int(minutes), settings.SWEEP_LIMIT,
                                     RecentRuns(AirflowVariableStore(), RECENT_RUNS_VARIABLE),
                                     exclude_orders={s["conf"]["order_id"] for s in specs},
                                     modified_before=modified_before)
@@ -132,7 +125,7 @@ def advance_checkpoint(drained: dict[str, Any]) -> dict[str, Any]:
     the event runs for the sweep."""
     specs = drained.get("specs") or []
     drained = drained.get("checkpoint") or {}
-    store = CheckpointStore(AirflowVariableStore(), CHECKPOINT_VARIABLE, TOPIC)
+    store = CheckpointStore(AirflowVariableStore(), CHECKPOINT_VARIABLE, settings.EVENT_TOPIC)
     try:
         old = store.load()
         unusable = False

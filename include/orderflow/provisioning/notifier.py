@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
+from orderflow import settings
 from orderflow.notify import ProvisioningNotice, send_notice
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ class ActivationNotifier(BaseNotifier):
 
     template_fields = ()
 
-    def __init__(self, smtp_conn_id: str = "smtp_default") -> None:
+    def __init__(self, smtp_conn_id: str = settings.SMTP_CONN_ID) -> None:
         super().__init__()
         self.smtp_conn_id = smtp_conn_id
 

@@ -28,11 +28,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from orderflow import settings
 from orderflow.errors import ErrorCode, TransientError
 
 log = logging.getLogger(__name__)
 
-LOCK_URL_ENV = "ORDERFLOW_LOCK_URL"
 # Longer than one find_or_create attempt: AddOrder (timeout 30 s), the lookups and the wait for a marked
 # order (tasks.find_or_create_order keeps that wait inside this TTL).
 DEFAULT_TTL_SECONDS = 300
@@ -40,8 +40,7 @@ DEFAULT_WAIT_SECONDS = 120
 
 
 def _lock_dir() -> Path:
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    path = home / ".orderflow" / "locks"
+    path = settings.state_dir() / "locks"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
@@ -86,7 +85,7 @@ def order_lock(
 ) -> Iterator[None]:
     """Hold the order's provisioning mutex; a busy lock past ``wait_seconds`` is a transient error."""
     name = f"order-{order_id}"
-    url = os.environ.get(LOCK_URL_ENV)
+    url = settings.lock_url()
     started = time.monotonic()
     cm = _redis_lock(url, name, wait_seconds, ttl_seconds) if url else _file_lock(name, wait_seconds)
     with cm:
@@ -112,7 +111,7 @@ class AddOrderStamps:
     """
 
     def __init__(self, url: str | None = None) -> None:
-        self.url = url if url is not None else os.environ.get(LOCK_URL_ENV) or None
+        self.url = url if url is not None else settings.lock_url()
         self._redis = None
 
     def __repr__(self) -> str:

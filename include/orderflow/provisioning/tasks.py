@@ -12,6 +12,7 @@ import logging
 from contextlib import contextmanager
 from typing import Any
 
+from orderflow import settings
 from orderflow.errors import ErrorCode, OrderflowError, PermanentError
 from orderflow.notify import ProvisioningNotice, send_notice
 from orderflow.provisioning import steps
@@ -21,23 +22,20 @@ from orderflow.salesforce.soql import InvalidSalesforceId, validate_order_id
 
 log = logging.getLogger(__name__)
 
-SALESFORCE_CONN_ID = "salesforce_default"
-WHMCS_CONN_ID = "whmcs_default"
 
-
-def salesforce_client(conn_id: str = SALESFORCE_CONN_ID) -> Any:
+def salesforce_client(conn_id: str = settings.SALESFORCE_CONN_ID) -> Any:
     from orderflow.salesforce.hook import SalesforceJwtHook
 
     return SalesforceJwtHook(salesforce_conn_id=conn_id).get_conn()
 
 
-def whmcs_hook(conn_id: str = WHMCS_CONN_ID) -> Any:
+def whmcs_hook(conn_id: str = settings.WHMCS_CONN_ID) -> Any:
     from orderflow.whmcs.hook import WhmcsHook
 
     return WhmcsHook(whmcs_conn_id=conn_id)
 
 
-def whmcs_client(conn_id: str = WHMCS_CONN_ID) -> Any:
+def whmcs_client(conn_id: str = settings.WHMCS_CONN_ID) -> Any:
     return whmcs_hook(conn_id).get_conn()
 
 

@@ -7,15 +7,10 @@ steps as files in the run's folder; only paths and small summaries go through XC
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 
 RECONCILE_DAG_ID = "reconcile_orders"
 PROVISION_DAG_ID = "provision_order"
-TIMEZONE_ENV = "ORDERFLOW_RECONCILE_TIMEZONE"
-REPORTS_URL_ENV = "ORDERFLOW_REPORTS_URL"
-WORK_DIR_ENV = "ORDERFLOW_RECONCILE_WORK_DIR"
-DEFAULT_REPORTS_URL = "file:///tmp/orderflow-reports"
 RECENT_RUNS_VARIABLE = "orderflow_reconcile_recent_runs"
 RECENTLY_CHANGED_MINUTES = 10
 
@@ -54,12 +49,3 @@ REPAIRABLE = frozenset({Category.SF_BEHIND, Category.STUCK_ACTIVATING, Category.
 # Not counted as drift by the max_drift_percent brake.
 NOT_DRIFT = frozenset({Category.IN_SYNC, Category.IN_FLIGHT})
 
-
-def timezone_name() -> str:
-    """``ORDERFLOW_RECONCILE_TIMEZONE`` (an IANA name, default UTC): where 02:00 is."""
-    return os.environ.get(TIMEZONE_ENV, "").strip() or "UTC"
-
-
-def reports_url() -> str:
-    """``ORDERFLOW_REPORTS_URL``: the base of ``reconcile/<run id>/`` (any fsspec URL; default a local folder)."""
-    return os.environ.get(REPORTS_URL_ENV, "").strip() or DEFAULT_REPORTS_URL

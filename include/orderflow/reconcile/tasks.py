@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from orderflow.reconcile import PROVISION_DAG_ID, RECENT_RUNS_VARIABLE, reports_url
+from orderflow import settings
+from orderflow.reconcile import PROVISION_DAG_ID, RECENT_RUNS_VARIABLE
 from orderflow.reconcile import compare as cmp
 from orderflow.reconcile import extract as ext
 from orderflow.reconcile import repair as rep
@@ -23,8 +24,6 @@ from orderflow.reconcile import report as rpt
 
 log = logging.getLogger(__name__)
 
-SALESFORCE_CONN_ID = "salesforce_default"
-WHMCS_CONN_ID = "whmcs_default"
 IN_FLIGHT_STATES = ["queued", "running"]
 RUN_ID_CHUNK = 40  # run ids per get_dr_count call (they travel in the query string)
 OUTCOME_XCOM = "outcome"
@@ -37,19 +36,19 @@ def run_folder(run_id: str, base: str | None = None) -> Any:
     """``<base>/reconcile/<run id>/`` as an ObjectStoragePath (local folder, s3://, gs:// ...)."""
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(base or reports_url()) / "reconcile" / _SAFE.sub("_", run_id)
+    return ObjectStoragePath(base or settings.reports_url()) / "reconcile" / _SAFE.sub("_", run_id)
 
 
 def _sf_client() -> Any:
     from orderflow.salesforce.hook import SalesforceJwtHook
 
-    return SalesforceJwtHook(SALESFORCE_CONN_ID).get_conn()
+    return SalesforceJwtHook(settings.SALESFORCE_CONN_ID).get_conn()
 
 
 def _wh_client() -> Any:
     from orderflow.whmcs.hook import WhmcsHook
 
-    return WhmcsHook(WHMCS_CONN_ID).get_conn()
+    return WhmcsHook(settings.WHMCS_CONN_ID).get_conn()
 
 
 def validate_params(params: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from orderflow import settings
 from orderflow.errors import ErrorCode, OrderflowError, PermanentError, mask_registered_secrets, safe_message
 from orderflow.salesforce.client import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL, SalesforceClient
 from orderflow.salesforce.token_cache import TokenCache
@@ -70,7 +71,7 @@ class SalesforceJwtHook(BaseHook):
     """
 
     conn_name_attr = "salesforce_conn_id"
-    default_conn_name = "salesforce_default"
+    default_conn_name = settings.SALESFORCE_CONN_ID
     conn_type = "salesforce"
     hook_name = "Salesforce (orderflow JWT)"
 

@@ -10,8 +10,10 @@ import datetime as dt
 import re
 from collections.abc import Iterable
 
+from orderflow import settings
+
 ID_RE = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
-ORDER_ID_RE = re.compile(r"^801[A-Za-z0-9]{12}([A-Za-z0-9]{3})?$")
+ORDER_ID_RE = re.compile(settings.ORDER_ID_PATTERN)
 KEY_PREFIXES = {"Account": "001", "Product2": "01t", "Order": "801", "OrderItem": "802", "Pricebook2": "01s",
                 "PricebookEntry": "01u"}
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"

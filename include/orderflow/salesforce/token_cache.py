@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from orderflow import settings
+
 log = logging.getLogger(__name__)
 
 CACHE_FILE_NAME = "salesforce_token_cache.json"
@@ -36,8 +38,7 @@ class CachedToken:
 
 def default_cache_path() -> Path:
     """``$AIRFLOW_HOME/.orderflow/salesforce_token_cache.json`` (``~/airflow`` when unset)."""
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    return home / ".orderflow" / CACHE_FILE_NAME
+    return settings.state_dir() / CACHE_FILE_NAME
 
 
 def cache_key(login_url: str, username: str, consumer_key: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
+from orderflow import settings
 from orderflow.connection_form import legacy_ui_field_behaviour
 from orderflow.errors import ErrorCode, PermanentError, mask_registered_secrets
 from orderflow.whmcs.client import DEFAULT_TIMEOUT, WhmcsClient
@@ -34,7 +35,7 @@ class WhmcsHook(BaseHook):
     """
 
     conn_name_attr = "whmcs_conn_id"
-    default_conn_name = "whmcs_default"
+    default_conn_name = settings.WHMCS_CONN_ID
     conn_type = "whmcs"
     hook_name = "WHMCS"
 

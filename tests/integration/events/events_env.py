@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from orderflow.events import CHECKPOINT_VARIABLE, RECENT_RUNS_VARIABLE, TOPIC
+from orderflow.events import CHECKPOINT_VARIABLE, RECENT_RUNS_VARIABLE
+from orderflow.settings import EVENT_TOPIC as TOPIC
 from orderflow_sandbox.connections import connection_env
 from orderflow_sandbox.salesforce.approve import approve_orders
 from orderflow_sandbox.seed import seed_sandbox
