@@ -46,7 +46,9 @@ if [[ "$SHAPE" == "distributed" ]]; then
   export AIRFLOW__CELERY__WORKER_CONCURRENCY="${AIRFLOW__CORE__PARALLELISM:-6}"
   export ORDERFLOW_LOCK_URL="redis://127.0.0.1:6379/$REDIS_DB"  # per-order mutex shared by all workers
 else
-  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+  # timeout: how long a writer waits for SQLite's one write lock (Python's default 5 s). Under a burst of
+  # runs the scheduler waited longer than 5 s and died of "database is locked" (standalone does not restart it).
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db?timeout=60"
   # SQLite has one writer: parallel run-start requests made the scheduler die of "database is locked".
   export ORDERFLOW_RUN_START_CONCURRENCY="${ORDERFLOW_RUN_START_CONCURRENCY:-1}"
 fi

@@ -2,8 +2,8 @@
 
 One spec per distinct OrderId in the drained batch, with a deterministic run id
 ``order__<OrderId18>__<IdemKey>`` so an event delivered twice, or drained again from an older
-checkpoint, maps to a run that already exists and is skipped by ``TriggerDagRunOperator``
-(``skip_when_already_exists``). Bad events (undecodable Avro, missing or malformed
+checkpoint, maps to a run that already exists and is skipped when runs are started
+(``orderflow.provision_runs``). Bad events (undecodable Avro, missing or malformed
 ``OrderId__c``) are logged with their replay id and skipped; they never stop the drain.
 """
 
@@ -57,7 +57,7 @@ def event_run_id(order_id: str, idem_key: str | None, event_id: str = "", replay
 
 
 def run_spec(order_id: str, run_id: str, idem_key: str | None, source: str) -> dict[str, Any]:
-    """One ``expand_kwargs`` entry for ``TriggerDagRunOperator``."""
+    """One run spec for ``provision_runs.start_provision_runs``."""
     return {"trigger_run_id": run_id, "conf": {"order_id": order_id, "idem_key": idem_key, "source": source}}
 
 

@@ -10,7 +10,7 @@ deterministic candidate run ids per order:
 
 * its own run id ``order__<OrderId>__sweep__<LastModifiedDate epoch>``: the same stuck state
   always maps to the same run id, so a sweep run in flight (or already finished for that exact
-  state) is never started twice — ``TriggerDagRunOperator`` skips an existing run id;
+  state) is never started twice — an existing run id is skipped when runs are started;
 * the event run the drain started last for the order (the ``RecentRuns`` ledger, 24 h).
 
 Limits: runs started by hand or by reconciliation have run ids the sweep cannot guess; for those

@@ -109,7 +109,7 @@ def provision_run_id(order_id: str, reconcile_run_id: str) -> str:
 
 
 def provision_run_spec(order_id: str, reconcile_run_id: str) -> dict[str, Any]:
-    """One ``expand_kwargs`` entry for the TriggerDagRunOperator that starts provision_order."""
+    """One run spec for ``provision_runs.start_provision_runs`` (the sensor's way of starting runs)."""
     return {"trigger_run_id": provision_run_id(order_id, reconcile_run_id),
             "conf": {"order_id": order_id, "source": RECONCILE_SOURCE}}
 
