@@ -1,9 +1,10 @@
 """``OrderEventTrigger``: waits in the triggerer until the order topic has an event after a position.
 
 Shape of providers-standard's file trigger: ``serialize()`` + an async ``run()`` yielding one
-``TriggerEvent``; nothing blocking runs on the event loop (connection lookup, token cache file and
-logins go through ``asyncio.to_thread``). Its kwargs hold the connection id and positions only —
-never a token: trigger kwargs are stored in the metadata DB.
+``TriggerEvent``; nothing blocking runs on the event loop (connection lookup and token cache file
+go through ``asyncio.to_thread``; the Pub/Sub client's retry policy runs the re-login on a worker
+thread too). Its kwargs hold the connection id and positions only — never a token: trigger kwargs
+are stored in the metadata DB.
 
 The wait's outcome ends the task from the triggerer (``TaskSuccessEvent`` carrying the task's
 return value as XCom): the task does not resume on a worker just to hand the result on, which
@@ -59,10 +60,6 @@ def wait_result(payload: dict[str, Any], start: dict[str, Any] | None, topic: st
             "caught_up": bool(payload.get("caught_up")), "fetched_at": payload.get("fetched_at")}
 
 
-class _TokenRefused(Exception):
-    """Raised from the client's on_auth_error so the refresh happens off the event loop."""
-
-
 class OrderEventTrigger(BaseTrigger):
     def __init__(
         self,
@@ -92,55 +89,48 @@ class OrderEventTrigger(BaseTrigger):
         )
 
     # -- blocking parts, run in a thread
-    def _connect(self) -> tuple[Any, dict[str, str], PubSubClient]:
+    def _connect(self) -> PubSubClient:
+        """A Pub/Sub client on the shared 0600 token cache (logs in only when needed).
+
+        When Pub/Sub refuses the token, the client's retry policy calls the refresh once per fetch,
+        on a worker thread (``afetch`` never blocks the event loop).
+        """
         from orderflow.salesforce.hook import SalesforceJwtHook
 
         hook = SalesforceJwtHook(self.salesforce_conn_id)
         rest = hook.get_conn()
-        holder = {"token": rest.get_access_token()}  # the shared 0600 token cache; logs in only when needed
+        holder = {"token": rest.get_access_token()}
 
-        def refused() -> None:
-            raise _TokenRefused()
+        def refresh() -> None:
+            rest.invalidate_token()
+            holder["token"] = rest.get_access_token()
 
-        client = hook.get_pubsub_client(access_token_provider=lambda: holder["token"], on_auth_error=refused)
-        return rest, holder, client
-
-    @staticmethod
-    def _refresh(rest: Any, holder: dict[str, str]) -> None:
-        rest.invalidate_token()
-        holder["token"] = rest.get_access_token()
+        return hook.get_pubsub_client(access_token_provider=lambda: holder["token"], on_auth_error=refresh)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Wait until an event follows the position, or ``timeout`` s; yield one event.
+
+        Each ``afetch`` waits for at most one event and ends on a keepalive, whose position the
+        next one starts from; retries, stream resets and the token refresh are the client's.
+        """
         base = {"topic": self.topic, "replay_preset": self.replay_preset, "replay_id": self.replay_id}
         deadline = time.monotonic() + self.timeout
         preset, position = self.replay_preset, self.replay_id
         try:
-            rest, holder, client = await asyncio.to_thread(self._connect)
-            refreshed = False
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+            client = await asyncio.to_thread(self._connect)
+            while (remaining := deadline - time.monotonic()) > 0:
                 started = time.monotonic()
                 fetched_at = dt.datetime.now(dt.UTC).isoformat()
-                try:
-                    result = await client.afetch(self.topic, preset,  # type: ignore[arg-type]
-                                                 bytes.fromhex(position) if preset == "CUSTOM" else None,
-                                                 max_events=1, batch_size=1, wait_seconds=remaining)
-                except _TokenRefused:
-                    if refreshed:
-                        raise
-                    refreshed = True
-                    log.warning("Pub/Sub refused the access token; refreshing it once")
-                    await asyncio.to_thread(self._refresh, rest, holder)
-                    continue
+                result = await client.afetch(self.topic, preset,  # type: ignore[arg-type]
+                                             bytes.fromhex(position) if preset == "CUSTOM" else None,
+                                             max_events=1, batch_size=1, wait_seconds=remaining)
                 if result.events:
                     first = result.events[0]
                     # The answer names the topic's latest replay id: when it is this event's, nothing
                     # else was published before this fetch, and the drain need not fetch at all.
                     caught_up = result.at_tip and len(result.events) == 1
-                    log.info("event on %s at replay id %s%s", self.topic, first.replay_id_hex,
-                             " (the topic's latest)" if caught_up else "")
+                    self.log.info("event on %s at replay id %s%s", self.topic, first.replay_id_hex,
+                                  " (the topic's latest)" if caught_up else "")
                     yield self._done({**base, "status": "events", "first_event": event_to_dict(first),
                                       "position": "", "caught_up": caught_up, "fetched_at": fetched_at})
                     return
@@ -149,12 +139,12 @@ class OrderEventTrigger(BaseTrigger):
                 if time.monotonic() - started < 0.5:  # the stream ended early: don't spin
                     await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         except ReplayIdCorrupted:
-            log.error("REPLAY ID CORRUPTED: %s after %s is expired or invalid", self.topic, self.replay_id)
+            self.log.error("REPLAY ID CORRUPTED: %s after %s is expired or invalid", self.topic, self.replay_id)
             yield self._done({**base, "status": "corrupted", "position": ""})
             return
         except Exception as exc:  # the task decides (retry); the message is secret-free
-            message = "Pub/Sub access token refused twice" if isinstance(exc, _TokenRefused) else safe_message(exc)
-            log.error("waiting for events on %s failed: %s", self.topic, message)
+            message = safe_message(exc)
+            self.log.error("waiting for events on %s failed: %s", self.topic, message)
             yield TriggerEvent({**base, "status": "error", "message": message, "position": ""})
             return
         changed = position if (preset == "CUSTOM" and position != self.replay_id) else ""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import queue
+import re
 import threading
 import time
 
@@ -395,6 +397,50 @@ def test_async_afetch_from_a_checkpoint(pubsub: PubSubEnv) -> None:
     keys = asyncio.run(scenario())
     assert keys == ["n0", "n1", "n2"]  # only what came after the checkpoint, in batches of two
     assert time.monotonic() - started < 5
+
+
+def test_async_afetch_resubscribes_refreshes_the_token_off_the_loop_and_retries_getschema(pubsub: PubSubEnv) -> None:
+    pubsub.publish(12)
+    tokens = [pubsub.token()]
+    refreshed_on: list[int] = []
+
+    def refresh() -> None:
+        refreshed_on.append(threading.get_ident())
+        tokens.append(pubsub.token())
+
+    client = pubsub.client(token_provider=lambda: tokens[-1], on_auth_error=refresh)
+    pubsub.org.revoke_access_token(tokens[0])
+    pubsub.org.faults.add_from_dict({"kind": "service_unavailable", "target": "pubsub.GetSchema", "count": 1})
+    pubsub.org.faults.add_from_dict({"kind": "stream_reset", "target": "pubsub.Subscribe", "count": 2})
+
+    async def scenario():
+        return threading.get_ident(), await client.afetch(TOPIC, "EARLIEST", batch_size=4, wait_seconds=2)
+
+    loop_thread, result = asyncio.run(scenario())
+    assert _keys(result) == [f"k{i}" for i in range(12)]  # nothing lost, nothing twice
+    assert result.resubscribes == 3 and result.at_tip  # after the refused token, then after each reset
+    assert len(refreshed_on) == 1 and refreshed_on[0] != loop_thread  # once, on a worker thread
+    assert client.calls["Subscribe"] == 4 and client.calls["GetSchema"] == 2  # GetSchema retried once
+    stats = pubsub.org.stats.snapshot()
+    assert stats["pubsub.stream_resets"] == 2 and stats["pubsub.events_delivered"] == 12
+
+
+def test_fetch_and_afetch_decode_bad_payloads_and_unknown_schemas_alike(pubsub: PubSubEnv) -> None:
+    pubsub.publish(1, prefix="before")
+    pubsub.bus.publish_raw(TOPIC, b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff")
+    pubsub.bus.publish_raw(TOPIC, b"\x02\x04no", schema_id="AAAAAAAAAAAAAAAAAAAAAA")  # GetSchema: not found
+    pubsub.publish(1, prefix="after")
+
+    def alike(result) -> list:  # each GetSchema answer names its own rpcId
+        return [dataclasses.replace(e, decode_error=re.sub(r"rpcId: \S+", "rpcId: -", e.decode_error or ""))
+                for e in result.events]
+
+    blocking = pubsub.client().fetch(TOPIC, "EARLIEST", wait_seconds=2)
+    on_loop = asyncio.run(pubsub.client().afetch(TOPIC, "EARLIEST", wait_seconds=2))
+    assert alike(on_loop) == alike(blocking) and len(blocking.events) == 4
+    assert [e.decode_error is None for e in blocking.events] == [True, False, False, True]
+    assert blocking.events[2].decode_error.startswith("schema 'AAAAAAAAAAAAAAAAAAAAAA' unavailable: ")
+    assert (on_loop.latest_replay_id, on_loop.at_tip) == (blocking.latest_replay_id, blocking.at_tip)
 
 
 def test_pubsub_stats_count_calls_per_rpc(pubsub: PubSubEnv) -> None:

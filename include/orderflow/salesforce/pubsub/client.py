@@ -6,13 +6,22 @@ What callers may rely on:
   checkpoint once the returned events are handled: it is the last returned event's replay id, or
   a later position the server reported while nothing was pending (a keepalive). Events the
   server sent after the fetch decided to stop are never reflected in it.
-* A stream that fails with UNAVAILABLE (``service.unavailable``, an HTTP/2 stream reset) is
-  resubscribed from the last replay id received (CUSTOM), with bounded retries and exponential
-  backoff; nothing is lost and nothing already returned is returned again.
-* ``…replayid.corrupted`` (or ``…replayid.validation.failed``) raises :class:`ReplayIdCorrupted`;
-  the caller decides to fall back to EARLIEST.
-* UNAUTHENTICATED / ``…auth…`` codes call ``on_auth_error`` once (refresh the token), then retry.
-* A payload that does not decode comes back with ``decode_error`` set; it never stops a fetch.
+* One :class:`RetryPolicy` decides after every failed RPC (GetTopic, GetSchema, Publish and the
+  Subscribe stream of ``fetch`` and of ``afetch``):
+
+  * UNAVAILABLE (``service.unavailable``, an HTTP/2 stream reset) and other transient statuses
+    are retried, with bounded retries and exponential backoff. A stream is resubscribed from
+    the last replay id received (CUSTOM): nothing is lost and nothing already returned is
+    returned again; a stream that delivered something since it was (re)subscribed starts its
+    retry budget over.
+  * ``…replayid.corrupted`` (or ``…replayid.validation.failed``) raises :class:`ReplayIdCorrupted`;
+    the caller decides to fall back to EARLIEST.
+  * UNAUTHENTICATED / ``…auth…`` codes call ``on_auth_error`` once per operation (refresh the
+    token; ``afetch`` calls it on a worker thread), then retry; refused again, the call fails.
+  * Anything else fails at once (:class:`~orderflow.errors.PermanentError`).
+
+* A payload that does not decode, or whose schema cannot be had, comes back with ``decode_error``
+  set (one decode path for ``fetch`` and ``afetch``); it never stops a fetch.
 * The access token is sent only as call metadata; it is never logged nor put in exception text.
 """
 
@@ -27,10 +36,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import fastavro
 import grpc
@@ -43,6 +52,8 @@ from orderflow.salesforce.pubsub import pubsub_api_pb2_grpc as pb2_grpc
 log = logging.getLogger(__name__)
 
 ReplayPreset = Literal["LATEST", "EARLIEST", "CUSTOM"]
+Metadata = tuple[tuple[str, str], ...]
+T = TypeVar("T")
 MAX_BATCH = 100  # the server owes at most 100 events per Subscribe call
 MAX_PUBLISH_BATCH = 200
 _PRESETS = {"LATEST": pb2.LATEST, "EARLIEST": pb2.EARLIEST, "CUSTOM": pb2.CUSTOM}
@@ -150,14 +161,89 @@ def classify_rpc_error(err: grpc.RpcError) -> str:
     return "permanent"
 
 
+# --------------------------------------------------------------------------- the retry policy
+
+
+def describe_rpc_error(what: str, err: grpc.RpcError, secrets: Iterable[str] = ()) -> str:
+    """``Pub/Sub <what>: <STATUS>: <details> [<error-code>]``, scrubbed of secrets."""
+    status, code = _status(err), _error_code(err)
+    text = f"Pub/Sub {what}: {status.name if status else 'error'}: {_details(err)}"
+    if code:
+        text += f" [{code}]"
+    return safe_message(text, secrets=secrets)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry and re-auth rule of every Pub/Sub RPC; :meth:`start` it once per operation.
+
+    After ``max_retries`` transient failures in a row the operation fails; the n-th retry waits
+    ``backoff_seconds * 2**n`` (n from 0).
+    """
+
+    max_retries: int = 3
+    backoff_seconds: float = 1.0
+
+    def start(self, what: str, *, can_refresh: bool,
+              secrets: Callable[[], Iterable[str]] = tuple) -> RetryBudget:
+        """The budget of one operation of RPC ``what``; ``can_refresh``: there is an ``on_auth_error``."""
+        return RetryBudget(self, what, can_refresh, secrets)
+
+
+class RetryBudget:
+    """One operation's way through a :class:`RetryPolicy` (the sync and async drivers share it)."""
+
+    def __init__(self, policy: RetryPolicy, what: str, can_refresh: bool,
+                 secrets: Callable[[], Iterable[str]]) -> None:
+        self.policy, self.what = policy, what
+        self.can_refresh = can_refresh
+        self.secrets = secrets
+        self.retries = 0  # transient failures since the start or since the stream last made progress
+        self.refreshed = False
+
+    def after(self, err: grpc.RpcError, stream: _Fetch | None = None) -> float | None:
+        """Decide after a failed try: ``None`` = refresh the token, then try again at once; a number
+        = wait that many seconds, then try again. Raises the classified error when the policy gives up.
+
+        ``stream``: the fetch whose Subscribe failed. Events it received since it was (re)subscribed
+        are progress (the budget starts over, as Salesforce's own client does); a corrupted replay id
+        is reported with its resume position; every retry counts as a resubscription.
+        """
+        if stream is not None and stream.responses_in_stream:
+            self.retries = 0
+        kind = classify_rpc_error(err)
+        message = describe_rpc_error(self.what, err, self.secrets())
+        if kind == "corrupted":
+            raise ReplayIdCorrupted(message, stream.resume_from if stream is not None else None)
+        if kind == "auth" and self.can_refresh and not self.refreshed:
+            self.refreshed = True
+            log.warning("Pub/Sub %s refused the access token; refreshing it once and retrying", self.what)
+            delay = None
+        elif kind == "transient" and self.retries < self.policy.max_retries:
+            delay = self.policy.backoff_seconds * (2**self.retries)
+            self.retries += 1
+            log.warning("%s; retry %d/%d in %.1f s", message, self.retries, self.policy.max_retries, delay)
+        elif kind == "transient":
+            raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"{message} (after {self.retries} retries)")
+        else:
+            raise PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, message)
+        if stream is not None:
+            stream.resubscribes += 1
+        return delay
+
+
 # --------------------------------------------------------------------------- the fetch state machine
 
 
 class _Fetch:
-    """Transport-free bookkeeping of one fetch across (re)subscriptions."""
+    """Transport-free bookkeeping of one fetch across (re)subscriptions.
+
+    The fetch ends at ``max_events``, or when the server shows it is caught up: a keepalive (no
+    events; its position is safe to resume from) or a batch ending at the topic's latest replay id.
+    """
 
     def __init__(self, topic: str, preset: ReplayPreset, replay_id: bytes | None, max_events: int,
-                 batch_size: int, stop_on_keepalive: bool) -> None:
+                 batch_size: int) -> None:
         if preset not in _PRESETS:
             raise ValueError(f"replay_preset must be LATEST, EARLIEST or CUSTOM, not {preset!r}")
         if preset == "CUSTOM" and not replay_id:
@@ -166,7 +252,6 @@ class _Fetch:
             raise ValueError("max_events must be at least 1")
         self.topic, self.preset = topic, preset
         self.max_events, self.batch_size = max_events, max(1, min(batch_size, MAX_BATCH))
-        self.stop_on_keepalive = stop_on_keepalive
         self.events: list[DecodedEvent] = []
         self.resume_from: bytes | None = bytes(replay_id) if preset == "CUSTOM" and replay_id else None
         self.latest: bytes = self.resume_from or b""
@@ -193,17 +278,14 @@ class _Fetch:
         if not decoded:  # keepalive: nothing available now; its position is safe to resume from
             if resp.latest_replay_id:
                 self.latest = self.resume_from = bytes(resp.latest_replay_id)
-            if self.stop_on_keepalive:
-                self.done = True
+            self.done = True
             return None
         self.events.extend(decoded)
         self.latest = self.resume_from = decoded[-1].replay_id
+        # the server says this was the tip: nothing more to drain now
         self.at_tip = bool(resp.latest_replay_id) and resp.latest_replay_id == decoded[-1].replay_id
-        if len(self.events) >= self.max_events:
+        if self.at_tip or len(self.events) >= self.max_events:
             self.done = True
-            return None
-        if self.stop_on_keepalive and resp.latest_replay_id == decoded[-1].replay_id:
-            self.done = True  # the server says this was the tip: nothing more to drain now
             return None
         if resp.pending_num_requested == 0:
             return pb2.FetchRequest(topic_name=self.topic, num_requested=self._next_n())
@@ -216,7 +298,14 @@ class _Fetch:
 _END = object()
 
 
-# --------------------------------------------------------------------------- the client
+def _pumped(item: Any) -> pb2.FetchResponse | None:
+    """What a stream's reader handed over: a response, ``None`` at the end; a stream error is raised."""
+    if isinstance(item, grpc.RpcError):
+        raise item
+    return None if item is _END else item
+
+
+# --------------------------------------------------------------------------- decoding
 
 
 @dataclass
@@ -226,13 +315,56 @@ class _Schema:
     parsed: Any = field(repr=False)
 
 
+# Why a schema cannot be had (GetSchema refused it, or it does not parse): its events come back
+# with decode_error set. A transient failure that outlasts the retries stops the fetch instead.
+_SCHEMA_PROBLEMS = (PermanentError, ValueError)
+
+
+def _schema_problem(schema_id: str, exc: Exception) -> str:
+    return f"schema {schema_id!r} unavailable: {exc}"
+
+
+def _schema_ids(events: Iterable[pb2.ConsumerEvent]) -> list[str]:
+    return list(dict.fromkeys(event.event.schema_id for event in events))
+
+
+def decode_event(event: pb2.ConsumerEvent, schema: _Schema | str) -> DecodedEvent:
+    """The one decode path (``fetch`` and ``afetch``): ``schema`` is the event's schema or why it is unavailable.
+
+    Never raises: any payload problem is reported in ``decode_error`` with an empty payload.
+    """
+    replay_id = bytes(event.replay_id)
+    base = dict(replay_id=replay_id, replay_id_hex=replay_id_to_hex(replay_id), event_id=event.event.id,
+                schema_id=event.event.schema_id)
+    if isinstance(schema, str):
+        return DecodedEvent(payload={}, decode_error=schema, **base)
+    try:
+        buf = io.BytesIO(event.event.payload)
+        record = fastavro.schemaless_reader(buf, schema.parsed, None)
+        if buf.tell() != len(event.event.payload):
+            raise ValueError(f"{len(event.event.payload) - buf.tell()} bytes left after the Avro datum")
+        if not isinstance(record, dict):
+            raise ValueError("the Avro datum is not a record")
+    except Exception as exc:  # noqa: BLE001 - any payload problem is reported, never raised
+        return DecodedEvent(payload={}, decode_error=safe_message(f"{type(exc).__name__}: {exc}", 200), **base)
+    return DecodedEvent(payload=record, **base)
+
+
+def _decode_batch(events: Iterable[pb2.ConsumerEvent], schemas: dict[str, _Schema | str]) -> list[DecodedEvent]:
+    return [decode_event(event, schemas[event.event.schema_id]) for event in events]
+
+
+# --------------------------------------------------------------------------- the client
+
+
 class PubSubClient:
     """A client of ``eventbus.v1.PubSub`` (Salesforce or the sandbox emulator).
 
     ``access_token_provider`` is called for every RPC, so a refreshed token is picked up;
     ``on_auth_error`` is called (once per operation) when the server refuses the token, and is
     expected to refresh it. ``ca_bundle`` is a PEM file to verify the server against (None: the
-    system roots). ``calls`` counts RPCs and FetchRequests by name.
+    system roots). ``max_retries``/``backoff_seconds`` make the :class:`RetryPolicy` of every
+    RPC. ``calls`` counts RPCs (every try) and FetchRequests by name.
     """
 
     def __init__(
@@ -252,8 +384,7 @@ class PubSubClient:
         self.instance_url = instance_url.rstrip("/")
         self.tenant_id = tenant_id
         self.ca_bundle = ca_bundle
-        self.max_retries = max_retries
-        self.backoff_seconds = backoff_seconds
+        self.retry_policy = RetryPolicy(max_retries, backoff_seconds)
         self.rpc_timeout = rpc_timeout
         self.calls: Counter[str] = Counter()
         self._token_provider = access_token_provider
@@ -289,7 +420,7 @@ class PubSubClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
+    def _metadata(self) -> Metadata:
         token = self._token_provider()
         if token != self._last_token:
             register_secret(token)
@@ -301,67 +432,59 @@ class PubSubClient:
             ("x-client-trace-id", str(uuid.uuid4())),
         )
 
-    def _message(self, what: str, err: grpc.RpcError) -> str:
-        status = _status(err)
-        code = _error_code(err)
-        text = f"Pub/Sub {what}: {status.name if status else 'error'}: {_details(err)}"
-        if code:
-            text += f" [{code}]"
-        return safe_message(text, secrets=[self._last_token])
+    def _budget(self, what: str) -> RetryBudget:
+        return self.retry_policy.start(what, can_refresh=self._on_auth_error is not None,
+                                       secrets=lambda: (self._last_token,))
 
-    def _decide(self, what: str, err: grpc.RpcError, attempt: int, auth_refreshed: bool,
-                replay_id: bytes | None = None) -> tuple[str, float]:
-        """Apply the retry policy: return ("auth", 0) or ("retry", delay), or raise the classified error."""
-        kind = classify_rpc_error(err)
-        message = self._message(what, err)
-        if kind == "corrupted":
-            raise ReplayIdCorrupted(message, replay_id)
-        if kind == "auth":
-            if not auth_refreshed and self._on_auth_error is not None:
-                log.warning("Pub/Sub %s refused the access token; refreshing it once and retrying", what)
-                return "auth", 0.0
-            raise PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, message)
-        if kind == "transient":
-            if attempt < self.max_retries:
-                delay = self.backoff_seconds * (2**attempt)
-                log.warning("%s; retry %d/%d in %.1f s", message, attempt + 1, self.max_retries, delay)
-                return "retry", delay
-            raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"{message} (after {attempt} retries)")
-        raise PermanentError(ErrorCode.SALESFORCE_CONFIGURATION_ERROR, message)
-
-    def _unary(self, name: str, call: Callable[[Any], Any]) -> Any:
-        attempt, refreshed = 0, False
+    def _call(self, what: str, attempt: Callable[[Metadata], T], stream: _Fetch | None = None) -> T:
+        """RPC ``what`` under the retry policy; ``attempt`` makes one try with the call metadata."""
+        budget = self._budget(what)
         while True:
-            self.calls[name] += 1
+            self.calls[what] += 1
             try:
-                return call(self._metadata())
+                return attempt(self._metadata())
             except grpc.RpcError as err:
-                action, delay = self._decide(name, err, attempt, refreshed)
-                if action == "auth":
-                    refreshed = True
-                    self._on_auth_error()  # type: ignore[misc]
-                    continue
-                attempt += 1
+                delay = budget.after(err, stream)
+            if delay is None:
+                self._on_auth_error()  # type: ignore[misc]
+            else:
                 time.sleep(delay)
 
-    # ------------------------------------------------------------------ topics, schemas, decoding
+    async def _acall(self, what: str, attempt: Callable[[Metadata], Awaitable[T]],
+                     stream: _Fetch | None = None) -> T:
+        """:meth:`_call` on the event loop; the token refresh runs on a worker thread."""
+        budget = self._budget(what)
+        while True:
+            self.calls[what] += 1
+            try:
+                return await attempt(self._metadata())
+            except grpc.RpcError as err:
+                delay = budget.after(err, stream)
+            if delay is None:
+                await asyncio.to_thread(self._on_auth_error)  # type: ignore[arg-type]
+            else:
+                await asyncio.sleep(delay)
+
+    # ------------------------------------------------------------------ topics, schemas
 
     def get_topic(self, topic: str) -> pb2.TopicInfo:
         stub = self._sync_stub()
-        return self._unary("GetTopic", lambda md: stub.GetTopic(pb2.TopicRequest(topic_name=topic), metadata=md,
-                                                                timeout=self.rpc_timeout))
+        return self._call("GetTopic", lambda md: stub.GetTopic(pb2.TopicRequest(topic_name=topic), metadata=md,
+                                                               timeout=self.rpc_timeout))
 
     def get_schema(self, schema_id: str) -> dict:
         """The parsed Avro schema JSON for ``schema_id`` (cached: a schema id never changes meaning)."""
         return json.loads(self._schema(schema_id).schema_json)
 
+    def _get_schema(self, stub: Any, schema_id: str) -> Callable[[Metadata], Any]:
+        """One try of GetSchema on ``stub`` (sync or asyncio)."""
+        return lambda md: stub.GetSchema(pb2.SchemaRequest(schema_id=schema_id), metadata=md,
+                                         timeout=self.rpc_timeout)
+
     def _schema(self, schema_id: str) -> _Schema:
         cached = self._schemas.get(schema_id)
         if cached is None:
-            stub = self._sync_stub()
-            info = self._unary("GetSchema", lambda md: stub.GetSchema(pb2.SchemaRequest(schema_id=schema_id),
-                                                                      metadata=md, timeout=self.rpc_timeout))
-            cached = self._remember_schema(info)
+            cached = self._remember_schema(self._call("GetSchema", self._get_schema(self._sync_stub(), schema_id)))
         return cached
 
     def _remember_schema(self, info: pb2.SchemaInfo) -> _Schema:
@@ -371,32 +494,25 @@ class PubSubClient:
         self._schemas[info.schema_id] = entry
         return entry
 
-    def _decode(self, event: pb2.ConsumerEvent, schema: _Schema | None, schema_error: str | None) -> DecodedEvent:
-        replay_id = bytes(event.replay_id)
-        base = dict(replay_id=replay_id, replay_id_hex=replay_id_to_hex(replay_id), event_id=event.event.id,
-                    schema_id=event.event.schema_id)
-        if schema is None:
-            return DecodedEvent(payload={}, decode_error=schema_error or "schema unavailable", **base)
-        try:
-            buf = io.BytesIO(event.event.payload)
-            record = fastavro.schemaless_reader(buf, schema.parsed, None)
-            if buf.tell() != len(event.event.payload):
-                raise ValueError(f"{len(event.event.payload) - buf.tell()} bytes left after the Avro datum")
-            if not isinstance(record, dict):
-                raise ValueError("the Avro datum is not a record")
-        except Exception as exc:  # noqa: BLE001 - any payload problem is reported, never raised
-            return DecodedEvent(payload={}, decode_error=safe_message(f"{type(exc).__name__}: {exc}", 200), **base)
-        return DecodedEvent(payload=record, **base)
-
-    def _decode_all(self, events, lookup: Callable[[str], _Schema]) -> list[DecodedEvent]:
-        out = []
-        for event in events:
-            schema, problem = None, None
+    # Each batch's schemas for decode_event: blocking (fetch) and on the event loop (afetch).
+    def _schemas_for(self, events: Iterable[pb2.ConsumerEvent]) -> dict[str, _Schema | str]:
+        out: dict[str, _Schema | str] = {}
+        for schema_id in _schema_ids(events):
             try:
-                schema = lookup(event.event.schema_id)
-            except (PermanentError, ValueError) as exc:
-                problem = f"schema {event.event.schema_id!r} unavailable: {exc}"
-            out.append(self._decode(event, schema, problem))
+                out[schema_id] = self._schema(schema_id)
+            except _SCHEMA_PROBLEMS as exc:
+                out[schema_id] = _schema_problem(schema_id, exc)
+        return out
+
+    async def _aschemas_for(self, stub: pb2_grpc.PubSubStub,
+                            events: Iterable[pb2.ConsumerEvent]) -> dict[str, _Schema | str]:
+        out: dict[str, _Schema | str] = {}
+        for schema_id in _schema_ids(events):
+            try:
+                out[schema_id] = self._schemas.get(schema_id) or self._remember_schema(
+                    await self._acall("GetSchema", self._get_schema(stub, schema_id)))
+            except _SCHEMA_PROBLEMS as exc:
+                out[schema_id] = _schema_problem(schema_id, exc)
         return out
 
     # ------------------------------------------------------------------ fetch (blocking)
@@ -415,30 +531,15 @@ class PubSubClient:
         Stops at ``max_events``, when the server shows the stream is caught up (a keepalive, or a
         batch ending at the topic's latest replay id), or after ``wait_seconds`` without a response.
         """
-        state = _Fetch(topic, replay_preset, replay_id, max_events, batch_size, stop_on_keepalive=True)
-        attempt, refreshed = 0, False
-        while True:
-            try:
-                self._fetch_stream(state, wait_seconds)
-                break
-            except grpc.RpcError as err:
-                if state.responses_in_stream:
-                    attempt = 0  # progress resets the retry budget, as the official client does
-                action, delay = self._decide("Subscribe", err, attempt, refreshed, state.resume_from)
-                if action == "auth":
-                    refreshed = True
-                    self._on_auth_error()  # type: ignore[misc]
-                else:
-                    attempt += 1
-                    time.sleep(delay)
-                state.resubscribes += 1
+        state = _Fetch(topic, replay_preset, replay_id, max_events, batch_size)
+        stub = self._sync_stub()
+        self._call("Subscribe", lambda md: self._fetch_stream(stub, state, wait_seconds, md), state)
         result = state.result()
         log.info("Pub/Sub fetch on %s: %d event(s), %d resubscribe(s), latest replay id %s", topic,
                  len(result.events), result.resubscribes, result.latest_replay_id_hex or "-")
         return result
 
-    def _fetch_stream(self, state: _Fetch, wait_seconds: float) -> None:
-        stub = self._sync_stub()
+    def _fetch_stream(self, stub: pb2_grpc.PubSubStub, state: _Fetch, wait_seconds: float, metadata: Metadata) -> None:
         requests: queue.Queue = queue.Queue()
         responses: queue.Queue = queue.Queue()
 
@@ -451,8 +552,7 @@ class PubSubClient:
                 yield item
 
         requests.put(state.subscribe_request())
-        self.calls["Subscribe"] += 1
-        call = stub.Subscribe(request_iter(), metadata=self._metadata())
+        call = stub.Subscribe(request_iter(), metadata=metadata)
 
         def pump() -> None:
             try:
@@ -466,15 +566,12 @@ class PubSubClient:
         try:
             while not state.done:
                 try:
-                    item = responses.get(timeout=wait_seconds)
+                    resp = _pumped(responses.get(timeout=wait_seconds))
                 except queue.Empty:
                     return
-                if item is _END:
+                if resp is None:
                     return
-                if isinstance(item, grpc.RpcError):
-                    raise item
-                decoded = self._decode_all(item.events, self._schema)
-                more = state.on_response(item, decoded)
+                more = state.on_response(resp, _decode_batch(resp.events, self._schemas_for(resp.events)))
                 if more is not None:
                     requests.put(more)
         finally:
@@ -492,54 +589,16 @@ class PubSubClient:
         batch_size: int = 100,
         wait_seconds: float = 5.0,
     ) -> FetchResult:
-        """:meth:`fetch` on ``grpc.aio``: never blocks the event loop (except ``on_auth_error``)."""
-        state = _Fetch(topic, replay_preset, replay_id, max_events, batch_size, stop_on_keepalive=True)
-        await self._arun(state, idle_timeout=wait_seconds, deadline=None)
-        return state.result()
-
-    async def _arun(self, state: _Fetch, idle_timeout: float | None, deadline: float | None) -> None:
+        """:meth:`fetch` on ``grpc.aio``: never blocks the event loop (``on_auth_error`` runs on a thread)."""
+        state = _Fetch(topic, replay_preset, replay_id, max_events, batch_size)
         async with grpc.aio.secure_channel(self.endpoint, self._credentials()) as channel:
             stub = pb2_grpc.PubSubStub(channel)
-            attempt, refreshed = 0, False
-            while True:
-                try:
-                    await self._astream(stub, state, idle_timeout, deadline)
-                    return
-                except grpc.RpcError as err:
-                    if state.responses_in_stream:
-                        attempt = 0
-                    action, delay = self._decide("Subscribe", err, attempt, refreshed, state.resume_from)
-                    if action == "auth":
-                        refreshed = True
-                        self._on_auth_error()  # type: ignore[misc]
-                    else:
-                        attempt += 1
-                        await asyncio.sleep(delay)
-                    state.resubscribes += 1
+            await self._acall("Subscribe", lambda md: self._astream(stub, state, wait_seconds, md), state)
+        return state.result()
 
-    async def _aschema(self, stub: pb2_grpc.PubSubStub, schema_id: str) -> _Schema | None:
-        if schema_id in self._schemas:
-            return self._schemas[schema_id]
-        attempt, refreshed = 0, False
-        while True:
-            self.calls["GetSchema"] += 1
-            try:
-                info = await stub.GetSchema(pb2.SchemaRequest(schema_id=schema_id), metadata=self._metadata(),
-                                            timeout=self.rpc_timeout)
-                return self._remember_schema(info)
-            except grpc.RpcError as err:
-                action, delay = self._decide("GetSchema", err, attempt, refreshed)
-                if action == "auth":
-                    refreshed = True
-                    self._on_auth_error()  # type: ignore[misc]
-                    continue
-                attempt += 1
-                await asyncio.sleep(delay)
-
-    async def _astream(self, stub: pb2_grpc.PubSubStub, state: _Fetch, idle_timeout: float | None,
-                       deadline: float | None) -> None:
-        self.calls["Subscribe"] += 1
-        call = stub.Subscribe(metadata=self._metadata())
+    async def _astream(self, stub: pb2_grpc.PubSubStub, state: _Fetch, wait_seconds: float,
+                       metadata: Metadata) -> None:
+        call = stub.Subscribe(metadata=metadata)
         responses: asyncio.Queue = asyncio.Queue()
 
         async def pump() -> None:
@@ -563,28 +622,14 @@ class PubSubClient:
         try:
             await send(state.subscribe_request())
             while not state.done:
-                waits = [t for t in (idle_timeout, None if deadline is None else deadline - time.monotonic())
-                         if t is not None]
-                timeout = min(waits) if waits else None
-                if timeout is not None and timeout <= 0:
-                    return
                 try:
-                    item = await asyncio.wait_for(responses.get(), timeout)
+                    resp = _pumped(await asyncio.wait_for(responses.get(), wait_seconds))
                 except TimeoutError:
                     return
-                if item is _END:
+                if resp is None:
                     return
-                if isinstance(item, grpc.RpcError):
-                    raise item
-                decoded = []
-                for event in item.events:
-                    schema, problem = None, None
-                    try:
-                        schema = await self._aschema(stub, event.event.schema_id)
-                    except PermanentError as exc:
-                        problem = f"schema {event.event.schema_id!r} unavailable: {exc}"
-                    decoded.append(self._decode(event, schema, problem))
-                more = state.on_response(item, decoded)
+                schemas = await self._aschemas_for(stub, resp.events)
+                more = state.on_response(resp, _decode_batch(resp.events, schemas))
                 if more is not None:
                     await send(more)
         finally:
@@ -624,8 +669,8 @@ class PubSubClient:
         for start in range(0, len(events), MAX_PUBLISH_BATCH):
             chunk = events[start:start + MAX_PUBLISH_BATCH]
             request = pb2.PublishRequest(topic_name=topic, events=chunk)
-            response = self._unary("Publish", lambda md, r=request: stub.Publish(r, metadata=md,
-                                                                                  timeout=self.rpc_timeout))
+            response = self._call("Publish", lambda md, r=request: stub.Publish(r, metadata=md,
+                                                                                 timeout=self.rpc_timeout))
             for result in response.results:
                 error = result.error.msg if result.HasField("error") else None
                 outcomes.append((bytes(result.replay_id) or None, error))
