@@ -46,7 +46,15 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "soak"))
 
-from harness import PROVISION_DAG, SENSOR_DAG, Airflow, aim_at, duplicate_whmcs_orders, sayer  # noqa: E402
+from harness import (  # noqa: E402
+    PROVISION_DAG,
+    SENSOR_DAG,
+    Airflow,
+    aim_at,
+    duplicate_whmcs_orders,
+    say_problems,
+    sayer,
+)
 from secret_scan import scan_run  # noqa: E402
 
 from orderflow.events import CHECKPOINT_VARIABLE  # noqa: E402
@@ -606,14 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCHAOS: " + line, flush=True)
     for inj in run.injections:
         say(f"  +{inj.at:5.0f}s {'fired' if inj.fired else 'NOT FIRED'}: {inj.name} [{inj.moment}] {inj.detail}")
-    for oid in lost:
-        say(f"LOST: {oid} (expected {expected[oid]}) is {status[oid]}")
-    for oid in unexpected:
-        rec = states.get(oid) or {}
-        say(f"UNEXPECTED: {oid} expected {expected[oid]}, got {rec.get('Activation_Status__c')} "
-            f"{rec.get('Activation_Error_Code__c') or ''}")
-    for sf_id, whmcs_ids in duplicates.items():
-        say(f"DUPLICATE WHMCS ORDERS for {sf_id}: {whmcs_ids}")
+    say_problems(say, expected, states, lost, unexpected, duplicates)
     for hit in scan.hits:
         say(f"SECRET FOUND: {hit.secret} in {hit.place}")
     say(f"secret scan: {scan.summary()}; skipped: {', '.join(scan.skipped) or 'nothing'}")

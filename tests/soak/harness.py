@@ -159,3 +159,16 @@ def duplicate_whmcs_orders(endpoints: dict) -> dict[str, list[str]]:
             for sf_id in marked_order_ids(order.notes):
                 by_marker.setdefault(sf_id, []).append(order.id)
     return {sf_id: ids for sf_id, ids in by_marker.items() if len(ids) > 1}
+
+
+def say_problems(say, expected: dict[str, str], states: dict[str, dict], lost: list[str], unexpected: list[str],
+                 duplicates: dict[str, list[str]]) -> None:
+    """One line per lost order, unexpected outcome and duplicated WHMCS order (the soak's and chaos' lists)."""
+    for oid in lost:
+        say(f"LOST: {oid} (expected {expected[oid]}) is {(states.get(oid) or {}).get('Activation_Status__c')}")
+    for oid in unexpected:
+        rec = states.get(oid) or {}
+        say(f"UNEXPECTED: {oid} expected {expected[oid]}, got {rec.get('Activation_Status__c')} "
+            f"{rec.get('Activation_Error_Code__c') or ''}")
+    for sf_id, whmcs_ids in duplicates.items():
+        say(f"DUPLICATE WHMCS ORDERS for {sf_id}: {whmcs_ids}")

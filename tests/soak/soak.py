@@ -32,6 +32,7 @@ from harness import (
     duplicate_whmcs_orders,
     epoch,
     percentile,
+    say_problems,
     sayer,
 )
 
@@ -162,14 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         f"waves by phase {dict(sorted(phases.items()))} | Airflow down {downtime:.0f}s"
     )
     print("\nSOAK: " + line, flush=True)
-    for oid in lost:
-        say(f"LOST: {oid} (expected {expected[oid]}) is {states.get(oid, {}).get('Activation_Status__c')}")
-    for oid in unexpected:
-        rec = states.get(oid) or {}
-        say(f"UNEXPECTED: {oid} expected {expected[oid]}, got {rec.get('Activation_Status__c')} "
-            f"{rec.get('Activation_Error_Code__c') or ''}")
-    for sf_id, whmcs_ids in duplicates.items():
-        say(f"DUPLICATE WHMCS ORDERS for {sf_id}: {whmcs_ids}")
+    say_problems(say, expected, states, lost, unexpected, duplicates)
     report = {"approved": len(ids), "activated": len(activated), "failed": dict(failed), "lost": lost,
               "unexpected": unexpected, "duplicate_runs": duplicate_runs, "duplicate_whmcs_orders": duplicates,
               "sensor_runs_completed": sensor_ok, "sensor_runs_failed": sensor_failed,

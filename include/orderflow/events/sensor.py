@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 
 from orderflow import settings
 from orderflow.errors import ErrorCode, TransientError
-from orderflow.events import CHECKPOINT_VARIABLE
+from orderflow.events import CHECKPOINT_VARIABLE, WaitStatus
 from orderflow.events.checkpoint import AirflowVariableStore, CheckpointStore, resolve_start
 from orderflow.events.trigger import OrderEventTrigger, wait_result
 
@@ -70,6 +70,6 @@ class OrderEventSensor(BaseOperator):
                          start: dict[str, Any] | None = None) -> dict[str, Any]:
         """Runs when the trigger failed (``error``), or when the wait resumes on a worker (see ``execute``)."""
         event = event or {}
-        if event.get("status") == "error":
+        if event.get("status") == WaitStatus.ERROR:
             raise TransientError(ErrorCode.SALESFORCE_UNAVAILABLE, f"waiting for events failed: {event.get('message')}")
         return wait_result(event, start, self.topic)

@@ -9,7 +9,7 @@ from typing import Any
 
 from orderflow import settings
 from orderflow.errors import OrderflowError
-from orderflow.events import CHECKPOINT_VARIABLE, PROVISION_DAG_ID, RECENT_RUNS_VARIABLE
+from orderflow.events import CHECKPOINT_VARIABLE, PROVISION_DAG_ID, RECENT_RUNS_VARIABLE, WaitStatus
 from orderflow.events.checkpoint import (
     AirflowVariableStore,
     CheckpointProblem,
@@ -46,7 +46,7 @@ def drain_events(wait: dict[str, Any] | str, ti: Any = None, client: Any = None)
         wait = json.loads(wait)
     start = StartPosition.from_dict(wait["start"])
     status = wait.get("status")
-    if status == "timeout":
+    if status == WaitStatus.TIMEOUT:
         position = wait.get("position") or None
         return {"specs": [], "checkpoint": {"replay_id": position, "events": 0},
                 "drained_through": wait.get("waited_until")}
@@ -67,7 +67,7 @@ def drain_events(wait: dict[str, Any] | str, ti: Any = None, client: Any = None)
             if close:
                 close()
     checkpoint = result.checkpoint
-    if checkpoint is None and status == "corrupted":
+    if checkpoint is None and status == WaitStatus.CORRUPTED:
         checkpoint = ""  # forget the corrupted id: the next run starts from EARLIEST
     caught_up = result.events < settings.MAX_EVENTS_PER_RUN
     return {"specs": result.specs, "checkpoint": {"replay_id": checkpoint, "events": result.events,

@@ -31,6 +31,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from orderflow.errors import safe_message
+from orderflow.events import WaitStatus
 from orderflow.events.checkpoint import StartPosition
 from orderflow.events.drain import event_to_dict
 from orderflow.salesforce.pubsub import PubSubClient, ReplayIdCorrupted
@@ -44,14 +45,14 @@ def wait_result(payload: dict[str, Any], start: dict[str, Any] | None, topic: st
     ``corrupted`` turns the start into EARLIEST (logged loudly: the sweep closes any gap).
     """
     status = payload.get("status")
-    if status not in ("events", "timeout", "corrupted"):
+    if status not in (WaitStatus.EVENTS, WaitStatus.TIMEOUT, WaitStatus.CORRUPTED):
         raise ValueError(f"unexpected trigger event: {status!r}")
     begin = StartPosition.from_dict(start or {"preset": "EARLIEST"})
-    if status == "corrupted":
+    if status == WaitStatus.CORRUPTED:
         log.error("REPLAY ID CORRUPTED: %s is expired or invalid on %s. FALLING BACK TO EARLIEST; the sweep "
                   "closes any gap.", begin.describe(), topic)
         begin = StartPosition("EARLIEST", reason=f"replayid.corrupted at {begin.describe()}")
-    elif status == "events":
+    elif status == WaitStatus.EVENTS:
         log.info("event available at replay id %s", (payload.get("first_event") or {}).get("replay_id"))
     else:
         log.info("no event within the wait; the DAG run sweeps and the next one waits again")
@@ -131,7 +132,7 @@ class OrderEventTrigger(BaseTrigger):
                     caught_up = result.at_tip and len(result.events) == 1
                     self.log.info("event on %s at replay id %s%s", self.topic, first.replay_id_hex,
                                   " (the topic's latest)" if caught_up else "")
-                    yield self._done({**base, "status": "events", "first_event": event_to_dict(first),
+                    yield self._done({**base, "status": WaitStatus.EVENTS.value, "first_event": event_to_dict(first),
                                       "position": "", "caught_up": caught_up, "fetched_at": fetched_at})
                     return
                 if result.latest_replay_id:  # a keepalive: a later safe position
@@ -140,16 +141,16 @@ class OrderEventTrigger(BaseTrigger):
                     await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         except ReplayIdCorrupted:
             self.log.error("REPLAY ID CORRUPTED: %s after %s is expired or invalid", self.topic, self.replay_id)
-            yield self._done({**base, "status": "corrupted", "position": ""})
+            yield self._done({**base, "status": WaitStatus.CORRUPTED.value, "position": ""})
             return
         except Exception as exc:  # the task decides (retry); the message is secret-free
             message = safe_message(exc)
             self.log.error("waiting for events on %s failed: %s", self.topic, message)
-            yield TriggerEvent({**base, "status": "error", "message": message, "position": ""})
+            yield TriggerEvent({**base, "status": WaitStatus.ERROR.value, "message": message, "position": ""})
             return
         changed = position if (preset == "CUSTOM" and position != self.replay_id) else ""
         # Every event published before now would have ended the wait: the sweep may trust this time.
-        yield self._done({**base, "status": "timeout", "position": changed,
+        yield self._done({**base, "status": WaitStatus.TIMEOUT.value, "position": changed,
                           "waited_until": dt.datetime.now(dt.UTC).isoformat()})
 
     def _done(self, payload: dict[str, Any]) -> TriggerEvent:
