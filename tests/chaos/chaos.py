@@ -318,7 +318,10 @@ def kill_task_in_add_order_window(run: Run, components: Components, also_worker:
     # The kill comes before the commit, and the retry looks before it too (HOLD_MS): with the file lock
     # released by the process's death, only the AddOrder stamp keeps the retry from adding a second order.
     run.wait_fired("whmcs", "latency", "AddOrder", timeout=60)  # an earlier hold still armed would add to this one
-    busy_before = {order_id for order_id, _ in running_find_or_create(run)}
+    # Not the order of an earlier kill either: its retry waits out the settle window without a WHMCS order
+    # and may only be back in find_or_create after this fault was armed (seen on the distributed shape).
+    earlier = getattr(run, "killed_orders", set())
+    busy_before = {order_id for order_id, _ in running_find_or_create(run)} | earlier
     admin_call(run.data_dir, "whmcs", "POST", "/faults",
                {"kind": "latency", "target": "AddOrder", "count": 1, "latency_ms": HOLD_MS})
     run.wave()
@@ -328,6 +331,7 @@ def kill_task_in_add_order_window(run: Run, components: Components, also_worker:
         say(f"FAULT {inj.name}: NOT APPLIED ({inj.detail})")
         return
     order_id, ti = found
+    run.killed_orders = earlier | {order_id}
     if also_worker:
         inj.detail = f"order {order_id}: " + components.kill(["celery-worker"])
         say(f"{inj.detail}; starting the worker again")
