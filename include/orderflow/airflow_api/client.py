@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -63,7 +63,7 @@ class RunStartReport:
     gave_up: tuple[tuple[str, str], ...] = ()
     seconds: float = 0.0
     requests: int = 0
-    retried: int = field(default=0)
+    retried: int = 0
 
     @property
     def ok(self) -> bool:

@@ -94,12 +94,17 @@ def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None, cli
     """
     from orderflow.provision_runs import start_provision_runs
 
+    return start_provision_runs(_stuck_order_specs(drained, minutes, ti, query), client)
+
+
+def _stuck_order_specs(drained: dict[str, Any], minutes: int, ti: Any, query: Any) -> list[dict[str, Any]]:
+    """The sweep's run specs ([] when it waits for the next run or Salesforce failed)."""
     specs = list(drained.get("specs") or [])
     through = drained.get("drained_through")
     if not through:
         log.info("sweep waits for the next run: this drain left a backlog of events (%d run spec(s) now)",
                  len(specs))
-        return start_provision_runs([], client)
+        return []
     modified_before = dt.datetime.fromisoformat(through) - DRAIN_CLOCK_MARGIN
 
     def count_in_flight(run_ids: list[str]) -> int:
@@ -116,8 +121,8 @@ def sweep(drained: dict[str, Any], minutes: int, ti: Any, query: Any = None, cli
                                     modified_before=modified_before)
     except OrderflowError as exc:
         log.error("sweep skipped this round (the next DAG run tries again): %s", exc)
-        return start_provision_runs([], client)
-    return start_provision_runs(result.specs, client)
+        return []
+    return result.specs
 
 
 def advance_checkpoint(drained: dict[str, Any]) -> dict[str, Any]:
