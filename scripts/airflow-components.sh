@@ -2,7 +2,7 @@
 # start | stop | status: the Airflow processes of the demo's shape, each in its own process group, with a
 # pid file per component under $AIRFLOW_HOME/run/. Run from scripts/demo.sh (and its drivers, e.g. the
 # soak test restarting Airflow mid-run): it relies on the environment demo.sh exports.
-#   embedded (default):  airflow standalone
+#   embedded (default):  airflow standalone, plus an API server for the execution API alone (see demo.sh)
 #   DEMO_SHAPE=distributed: api-server, scheduler, dag-processor, triggerer, celery worker
 # stop sends TERM to each process group, waits up to 30 s, then KILLs what is left.
 set -uo pipefail
@@ -14,7 +14,7 @@ components() {
   if [[ "${DEMO_SHAPE:-embedded}" == "distributed" ]]; then
     echo api-server scheduler dag-processor triggerer celery-worker
   else
-    echo airflow
+    echo airflow execution-api
   fi
 }
 
@@ -22,6 +22,7 @@ command_for() {
   case "$1" in
     airflow) echo airflow standalone ;;
     api-server) echo airflow api-server --port "${AIRFLOW__API__PORT:-8080}" ;;
+    execution-api) echo airflow api-server --apps execution --port "${DEMO_EXECUTION_API_PORT:?}" ;;
     celery-worker) echo airflow celery worker ;;
     *) echo airflow "$1" ;;
   esac

@@ -52,6 +52,13 @@ else
   export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
   # SQLite has one writer: parallel run-start requests made the scheduler die of "database is locked".
   export ORDERFLOW_RUN_START_CONCURRENCY="${ORDERFLOW_RUN_START_CONCURRENCY:-1}"
+  # Task processes talk to an API server of their own (the execution API alone), not to the standalone's. The
+  # public API's audit-log dependency commits to SQLite from the event loop: when a sync endpoint of the same
+  # process held the write lock, the loop waited out the busy timeout for a commit that needed the loop, every
+  # other writer stalled 5 s behind it, and the scheduler died of "database is locked" under 20 run starts.
+  # Separate processes wait on each other's locks, never on themselves.
+  export DEMO_EXECUTION_API_PORT="${DEMO_EXECUTION_API_PORT:-$((AIRFLOW_PORT + 100))}"
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$DEMO_EXECUTION_API_PORT/execution/"
 fi
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
@@ -66,7 +73,7 @@ export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHE
 export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-60}"
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-30}"
 export AIRFLOW__API__PORT="$AIRFLOW_PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$AIRFLOW_PORT/execution/"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://localhost:$AIRFLOW_PORT/execution/}"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-orderflow-demo-jwt-secret}"
@@ -136,6 +143,14 @@ for _ in $(seq 1 180); do
   sleep 1
 done
 curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow did not come up"; tail -50 "$LOGFILE"; exit 1; }
+if [[ -n "${DEMO_EXECUTION_API_PORT:-}" ]]; then
+  for _ in $(seq 1 60); do
+    curl -fsS "http://localhost:$DEMO_EXECUTION_API_PORT/execution/health" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -fsS "http://localhost:$DEMO_EXECUTION_API_PORT/execution/health" >/dev/null \
+    || { echo "the execution API server did not come up"; tail -50 "$AIRFLOW_HOME/execution-api.log"; exit 1; }
+fi
 cat <<MSG
 
   Airflow UI: http://localhost:$AIRFLOW_PORT    login: $ADMIN_USER / $ADMIN_PASSWORD    ($SHAPE shape)
