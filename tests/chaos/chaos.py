@@ -18,8 +18,8 @@ provisioning runs in flight):
   also of the Celery worker's process group in the same window, then the worker is started again.
 * The scheduler, the triggerer and the API server ``SIGKILL``ed mid-burst and started again (distributed:
   each component's process group, one at a time; embedded: the three children of ``airflow standalone``
-  with their process trees at once, then the standalone is started again, since it does not restart
-  its children).
+  with their process trees and the task processes' own execution API server at once, then both are
+  started again, since the standalone does not restart its children).
 
 Then it waits for every order to settle, runs a dry-run reconciliation (its report is scanned too),
 scans everything the run left for secrets (``secret_scan.py``) and prints one ``CHAOS:`` line. Exit 1
@@ -220,25 +220,29 @@ class Components:
     def pgid(self, name: str) -> int:
         return int((self.run_dir / f"{name}.pid").read_text().strip())
 
+    def kill_group(self, name: str) -> str:
+        """SIGKILL one component's process group (scripts/airflow-components.sh started it in its own)."""
+        pgid = self.pgid(name)
+        os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # gone, or airflow-components.sh start thinks it is alive
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        return f"{name} (process group {pgid})"
+
     def kill(self, names: list[str]) -> str:
         if self.shape == "distributed":
-            done = []
-            for name in names:
-                pgid = self.pgid(name)
-                os.killpg(pgid, signal.SIGKILL)
-                deadline = time.monotonic() + 15
-                while time.monotonic() < deadline:  # gone, or airflow-components.sh start thinks it is alive
-                    try:
-                        os.killpg(pgid, 0)
-                    except ProcessLookupError:
-                        break
-                    time.sleep(0.2)
-                done.append(f"{name} (process group {pgid})")
-            return "SIGKILL " + ", ".join(done)
+            return "SIGKILL " + ", ".join(self.kill_group(name) for name in names)
         standalone = self.pgid("airflow")
         table = _proc_table()
         done = []
         for name in names:
+            if name == "execution-api":  # the embedded shape's API server for task processes, beside standalone
+                done.append(self.kill_group(name))
+                continue
             # ``airflow api-server`` renames itself ``airflow api_server -- host:... port:...``
             titles = (f"airflow {name}", f"airflow {name.replace('-', '_')}")
             children = [pid for pid, (ppid, cmd) in table.items()
@@ -351,7 +355,7 @@ def kill_task_in_add_order_window(run: Run, components: Components, also_worker:
 def kill_components(run: Run, components: Components) -> None:
     """The scheduler, triggerer and API server SIGKILLed mid-burst, a wave approved while down, started again."""
     groups = [["scheduler"], ["triggerer"], ["api-server"]] if components.shape == "distributed" else [
-        ["scheduler", "triggerer", "api-server"]]
+        ["scheduler", "triggerer", "api-server", "execution-api"]]
     for names in groups:
         run.wave()
         time.sleep(2)  # mid-burst: the wave's runs are being created and started
@@ -544,8 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", choices=("embedded", "distributed"), default="embedded")
     parser.add_argument("--wave-size", type=int, default=0, help="orders per wave (default orders/24, at least 1)")
     parser.add_argument("--gap-seconds", type=float, default=6.0, help="pause between waves")
-    parser.add_argument("--settle-minutes", type=float, default=float(os.environ.get("CHAOS_SETTLE_MINUTES", "8")),
-                        help="how long the last orders may take (CHAOS_SETTLE_MINUTES)")
+    parser.add_argument("--settle-minutes", type=float, default=float(os.environ.get("CHAOS_SETTLE_MINUTES", "0")),
+                        help="how long the last orders may take after the last wave (CHAOS_SETTLE_MINUTES; "
+                             "default 8 min plus 1 min per 25 orders)")
     parser.add_argument("--reconcile-minutes", type=float, default=3.0, help="0: no reconciliation afterwards")
     parser.add_argument("--reports", default="", help="the reports folder to scan (ORDERFLOW_REPORTS_URL's path)")
     parser.add_argument("--seed", type=int, default=1212)
@@ -554,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # ~24 waves: every fault and kill of the schedule lands on fresh approvals, the rest follow
     args.wave_size = args.wave_size or max(1, args.orders // 24)
+    # The backlog after the last wave grows with the orders: on 2 cores the embedded default settles about
+    # 20 orders a minute under the faults, so 200 orders get 16 minutes, 30 orders 9 (a deadline, not a wait).
+    args.settle_minutes = args.settle_minutes or 8 + args.orders / 25
     unknown = set(args.faults) - set(PROFILES)
     if unknown:
         parser.error(f"--faults: unknown {', '.join(sorted(unknown))}; choose from {', '.join(PROFILES)}")
