@@ -60,6 +60,16 @@ else
   export DEMO_EXECUTION_API_PORT="${DEMO_EXECUTION_API_PORT:-$((AIRFLOW_PORT + 100))}"
   export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$DEMO_EXECUTION_API_PORT/execution/"
 fi
+# Task processes fork from workers that executed the DAG files once (orderflow/worker_preload.py): a cold
+# task process spends ~0.25 s importing what its DAG file needs. DEMO_PRELOAD=0 turns it off (for the bench).
+if [[ "${DEMO_PRELOAD:-1}" == "1" ]]; then
+  if [[ "$SHAPE" == "distributed" ]]; then
+    export AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=orderflow.celery_config.CELERY_CONFIG
+  else
+    export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+    export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=orderflow.worker_preload
+  fi
+fi
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=15
