@@ -34,6 +34,7 @@ from pathlib import Path
 
 import psutil
 import requests
+from compare_bench import datacompy_frames
 from system import start_demo, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,12 +107,7 @@ def anchor(folder: Path) -> dict:
     t0 = time.perf_counter()
     classify(frames, set(), now, 60)
     ours = time.perf_counter() - t0
-    sf = frames.sf_orders[["Id", "WHMCS_Order_ID__c", "Activation_Status__c"]].rename(
-        columns={"Id": "sf_order_id", "WHMCS_Order_ID__c": "whmcs_order_id", "Activation_Status__c": "status"})
-    wo = frames.wh_orders
-    wh = wo.assign(sf_order_id=wo["sf_order_ids"].str.split()).explode("sf_order_id")
-    wh = wh[["sf_order_id", "id", "status"]].rename(columns={"id": "whmcs_order_id"})
-    wh["status"] = wh["status"].map({"Active": "Activated"}).fillna(wh["status"])
+    sf, wh = datacompy_frames(frames)
     t0 = time.perf_counter()
     cmp = datacompy.PandasCompare(sf, wh, join_columns="sf_order_id")
     mismatches = len(cmp.all_mismatch())

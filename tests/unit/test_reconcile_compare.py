@@ -69,6 +69,16 @@ class World:
         wh_id, sids = self.whmcs(oid(n))
         return self.sf(n, "Activated", wh_id, item_sids=sids)
 
+    def recovered(self, n: int, client: int = 77) -> str:
+        """Failed for want of a pay method, and the client has one now."""
+        self.pm.append({"clientid": str(client), "paymethods": "1"})
+        return self.sf(n, "Failed", code="PAYMENT_METHOD_MISSING", client=client)
+
+    def provisioned(self, n: int, status: str = "Active", svc_status: str = "Active") -> tuple[str, str]:
+        """Salesforce Activated with the ids of a WHMCS order in ``status`` (services ``svc_status``)."""
+        wh_id, sids = self.whmcs(oid(n), status=status, svc_status=svc_status)
+        return self.sf(n, "Activated", wh_id, item_sids=sids), wh_id
+
     def frames(self) -> Frames:
         def df(rows, cols):
             return pd.DataFrame(rows, columns=cols).astype(str)
@@ -104,12 +114,9 @@ def test_every_category_from_its_own_situation():
     behind_wh, behind_sids = w.whmcs(oid(5))
     behind = w.sf(5, "Activating", "")
     stuck = w.sf(6, "Activating", modified=OLD)
-    recovered = w.sf(7, "Failed", code="PAYMENT_METHOD_MISSING", client=77)
-    w.pm.append({"clientid": "77", "paymethods": "1"})
-    pend_wh, pend_sids = w.whmcs(oid(8), status="Pending")
-    pending = w.sf(8, "Activated", pend_wh, item_sids=pend_sids)
-    drift_wh, drift_sids = w.whmcs(oid(9), svc_status="Suspended")
-    drift = w.sf(9, "Activated", drift_wh, item_sids=drift_sids)
+    recovered = w.recovered(7)
+    pending, _ = w.provisioned(8, status="Pending")
+    drift, _ = w.provisioned(9, svc_status="Suspended")
     orphan_wh, _ = w.whmcs(oid(99))
     never = w.sf(10, "", "")  # never sent to provisioning
     failed = w.sf(11, "Failed", code="PRODUCT_MAPPING_MISSING")  # failed, no WHMCS order
@@ -237,3 +244,65 @@ def test_readme_runbook_lists_every_category_in_precedence_order():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     rows = re.findall(r"^\| ([A-Z_]+) \| [^|]+ \| [^|]+ \| [^|]+ \|$", readme, flags=re.MULTILINE)
     assert rows == [c.value for c in Category]
+
+
+def test_in_flight_beats_every_later_category_and_a_duplicate_beats_sf_behind():
+    w = World()
+    recovered = w.recovered(1)
+    pending, _ = w.provisioned(2, status="Pending")
+    drift, _ = w.provisioned(3, svc_status="Suspended")
+    stuck = w.sf(4, "Activating", modified=OLD)
+    dup_wh, _ = w.whmcs(oid(5))
+    w.whmcs(oid(5))
+    dup = w.sf(5, "Activating", dup_wh)  # behind on an Active order it names, but two live orders carry it
+    alone = categories(w)
+    assert [alone[k] for k in (recovered, pending, drift, stuck, dup)] == [
+        "PAYMENT_RECOVERED", "WHMCS_PENDING", "SERVICE_DRIFT", "STUCK_ACTIVATING", "DUPLICATE_IN_WHMCS"]
+    flying = categories(w, in_flight={recovered, pending, drift, stuck, dup})
+    assert [flying[k] for k in (recovered, pending, drift, stuck, dup)] == ["IN_FLIGHT"] * 4 + ["DUPLICATE_IN_WHMCS"]
+
+
+def test_a_live_marker_wins_over_the_id_salesforce_names():
+    w = World()
+    other_wh, _ = w.whmcs(None)  # an Active order that carries no marker
+    marked_wh, sids = w.whmcs(oid(1))
+    order_id = w.sf(1, "Activated", other_wh, item_sids=sids)
+    out = classify(w.frames(), set(), NOW, 60)
+    row = out[out.sf_order_id == order_id].iloc[0]
+    assert (row.category, row.whmcs_order_id) == ("SF_BEHIND", marked_wh)
+
+
+def test_one_whmcs_order_may_carry_several_ids_separated_by_any_whitespace():
+    w = World()
+    wh_id, sids = w.whmcs(f"{oid(1)} {oid(2)}\t{oid(9)}")
+    first = w.sf(1, "Activated", wh_id, item_sids=sids)
+    second = w.sf(2, "Activated", wh_id, item_sids=sids)
+    got = categories(w)
+    assert (got[first], got[second], got[f"whmcs:{wh_id}"]) == ("IN_SYNC", "IN_SYNC", "ORPHAN_IN_WHMCS")
+    out = classify(w.frames(), set(), NOW, 60)
+    assert out.loc[out.category == "ORPHAN_IN_WHMCS", "sf_order_id"].tolist() == [oid(9)]
+    w.whmcs(f"  {oid(1)}  ")  # a second live order for the first id: surrounding blanks do not matter
+    assert categories(w)[first] == "DUPLICATE_IN_WHMCS"
+
+
+def test_modified_times_in_other_iso_forms_than_salesforces_are_read_too():
+    w = World()
+    recent = w.sf(1, "Activating", modified=(NOW - dt.timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+    stuck = w.sf(2, "Activating", modified="2026-12-01T10:00:00Z")
+    unreadable = w.sf(3, "Activating", modified="")  # no time: neither recent nor stuck
+    young = w.sf(4, "Activating", modified=(NOW - dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z"))
+    out = classify(w.frames(), set(), NOW, 60).set_index("sf_order_id")
+    assert [out.at[k, "category"] for k in (recent, stuck, unreadable, young)] == [
+        "IN_FLIGHT", "STUCK_ACTIVATING", "IN_SYNC", "IN_SYNC"]
+    assert out.at[stuck, "detail"] == "Activating since 2026-12-01 10:00 UTC; no WHMCS order"
+
+
+def test_client_id_is_the_number_of_the_account_field():
+    w = World()
+    padded = w.sf(1, "Activated", client=7)
+    w.orders[-1]["Account.WH_Account__c"] = " # 007 - Someone"
+    unparsable = w.sf(2, "Activated")
+    w.orders[-1]["Account.WH_Account__c"] = "no id here"
+    out = classify(w.frames(), set(), NOW, 60).set_index("sf_order_id")
+    assert out.at[padded, "client_id"] == "7"
+    assert pd.isna(out.at[unparsable, "client_id"]) or out.at[unparsable, "client_id"] == ""

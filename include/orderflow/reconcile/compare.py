@@ -4,11 +4,20 @@ Inputs are the extract files as frames; the only outside facts are which orders 
 provisioning run in flight and which orphan candidates Salesforce does have (both looked up by
 the caller), so the whole classification is a pure function of its arguments and unit-testable
 on synthetic frames. Vectorised masks over the full frames; per-row Python only for drifted rows.
+
+Why it is built the way it is (a nightly run compares 100,000s of orders; issue 10 asks no slower
+than datacompy's PandasCompare on the same frames, see bench/compare_bench.py): columns are taken
+as NumPy object arrays (hashing pandas' Arrow-backed ``str`` is several times slower), the
+Salesforce ids of both sides are factorised once so per-order counts and lookups are integer
+indexing, the per-string parsers (note splitting, the account regex, ISO timestamps) get a fast
+path for the shape the extract files have, and the output's few-valued columns are taken from
+their distinct values. The results, dtypes included, are those of the plain pandas version.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import re
@@ -34,8 +43,16 @@ DEAD_ORDER_STATUSES = frozenset({"Cancelled", "Fraud"})  # not "live": a cancell
 DRIFT_SERVICE_STATUSES = ("Suspended", "Terminated", "Cancelled")
 PAYMENT_METHOD_MISSING = "PAYMENT_METHOD_MISSING"
 _WH_ACCOUNT_RE = r"^\s*#\s*(\d+)"
+_SF_DATETIME = "dddd-dd-ddTdd:dd:dd.dddZ"  # Salesforce's own form of LastModifiedDate (d: a digit)
+_WHITESPACE = re.compile(r"\s")
 CLASSIFIED_COLUMNS = ["sf_order_id", "whmcs_order_id", "category", "severity", "detail", "client_id",
                       "repair_records"]
+_CATEGORIES = list(Category)
+_CODE = {c: i for i, c in enumerate(_CATEGORIES)}
+_CATEGORY_NAMES = np.array([c.value for c in _CATEGORIES])  # fixed-width str, as np.select over the names gave
+_SEVERITY_NAMES = [SEVERITY[c] for c in _CATEGORIES]
+# The masks classify tests, in the enum's (precedence) order; ORPHAN_IN_WHMCS rows come from WHMCS.
+_PRECEDENCE = tuple(c for c in Category if c not in (Category.ORPHAN_IN_WHMCS, Category.IN_SYNC))
 
 
 @dataclass
@@ -65,10 +82,98 @@ def load_frames(folder: Any) -> Frames:
                   _read(folder / WH_SERVICES_FILE), _read(pm) if pm.exists() else None)
 
 
+def _values(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as a NumPy object array: hashing and ``==`` on those are several times faster than on
+    pandas' Arrow-backed ``str`` (what ``dtype=str`` reads and the tests' frames hold)."""
+    return frame[column].to_numpy(dtype=object)
+
+
+def _index(values: Any) -> pd.Index:
+    """An object Index (a bare array would be converted to ``str`` first, at ~20x the lookup cost)."""
+    return pd.Index(np.asarray(values, dtype=object), dtype=object)
+
+
+def _isin(values: np.ndarray, among: Iterable[Any]) -> np.ndarray:
+    """``Series.isin`` (one hash table; NaN matches NaN) on object arrays."""
+    pool = among if isinstance(among, np.ndarray) else np.fromiter(among, dtype=object)
+    return _index(values).isin(pool)
+
+
+def _equals_any(values: np.ndarray, few: Iterable[str]) -> np.ndarray:
+    """``isin`` for a handful of constants: one ``==`` pass each beats hashing every value."""
+    hit = np.zeros(len(values), dtype=bool)
+    for value in few:
+        hit |= values == value
+    return hit
+
+
+def _text(distinct: Any, codes: np.ndarray) -> Any:
+    """``distinct[codes]`` as pandas' ``str`` array: converting the few distinct values, not every cell."""
+    return pd.array(np.asarray(distinct, dtype=object), dtype="str").take(codes)
+
+
+def _take(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values[at]``, "" where ``at`` is -1 (``Series.map`` + ``fillna("")`` by position)."""
+    found = at >= 0
+    out = np.full(len(at), "", dtype=object)
+    out[found] = values[at[found]]
+    return out
+
+
+def _mark_rows(wh_orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``wh_orders`` and the Salesforce ids their notes carry, one pair per (order, id) in order.
+
+    What ``str.split().explode()`` gives (NaN for a blank note) at a fraction of its cost: nearly
+    every WHMCS order carries exactly one id, so the usual case is one regex scan of all notes.
+    """
+    notes = _values(wh_orders, "sf_order_ids")
+    rows = np.flatnonzero(notes != "")
+    picked = notes[rows]
+    if pd.api.types.infer_dtype(picked, skipna=False) == "string" and not _WHITESPACE.search("".join(picked)):
+        return rows, picked  # no whitespace anywhere: each note is one id, as split() would say
+    split = [s.split() if isinstance(s, str) else [] for s in picked.tolist()]
+    counts = np.fromiter(map(len, split), dtype=np.intp, count=len(split))
+    if (counts == 1).all():
+        return rows, np.fromiter((ids[0] for ids in split), dtype=object, count=len(split))
+    owners = np.repeat(rows, np.maximum(counts, 1))
+    flat = itertools.chain.from_iterable(ids or [np.nan] for ids in split)
+    return owners, np.fromiter(flat, dtype=object, count=len(owners))
+
+
+def _marks(wh_orders: pd.DataFrame) -> pd.DataFrame:
+    """One row per (WHMCS order, Salesforce id its notes carry): ``id status date sf``, object columns."""
+    rows, sf = _mark_rows(wh_orders)
+    picked = wh_orders.iloc[rows]
+    return pd.DataFrame({"id": _values(picked, "id"), "status": _values(picked, "status"),
+                         "date": _values(picked, "date"), "sf": sf}, index=picked.index, dtype=object)
+
+
+def _client_parts(accounts: np.ndarray) -> tuple[np.ndarray, pd.Series]:
+    """Codes into the distinct ``WH_Account__c`` strings and each one's client id (NaN when unparsable).
+
+    Many orders share an account, so the regex runs once per account; code -1 (a NaN account)
+    reads the NaN appended last.
+    """
+    codes, accounts_u = pd.factorize(accounts)
+    rx = re.compile(_WH_ACCOUNT_RE)
+    digits = [m.group(1) if isinstance(a, str) and (m := rx.search(a)) else np.nan for a in accounts_u]
+    if (codes < 0).any():
+        digits.append(np.nan)
+    return codes, pd.to_numeric(pd.Series(digits, dtype=object), errors="coerce")
+
+
+def _client_text(per_account: pd.Series) -> np.ndarray:
+    """Client ids as text; missing (not "") where unparsable, as ``astype("Int64").astype(str)`` gives."""
+    known = per_account.notna().to_numpy()
+    text = np.full(len(per_account), np.nan, dtype=object)
+    text[known] = per_account.to_numpy()[known].astype(np.int64).astype(str).astype(object)
+    return text
+
+
 def client_ids(sf_orders: pd.DataFrame) -> pd.Series:
     """WHMCS client id parsed from ``Account.WH_Account__c`` (``#1234 - Name``); NaN when unparsable."""
-    return pd.to_numeric(sf_orders["Account.WH_Account__c"].str.extract(_WH_ACCOUNT_RE, expand=False),
-                         errors="coerce")
+    codes, per_account = _client_parts(_values(sf_orders, "Account.WH_Account__c"))
+    return pd.Series(per_account.to_numpy()[codes], index=sf_orders.index)
 
 
 def payment_recovery_clients(sf_orders: pd.DataFrame) -> list[int]:
@@ -78,12 +183,52 @@ def payment_recovery_clients(sf_orders: pd.DataFrame) -> list[int]:
     return sorted({int(c) for c in client_ids(failed).dropna()})
 
 
-def _marks(wh_orders: pd.DataFrame) -> pd.DataFrame:
-    """One row per (WHMCS order, Salesforce id its notes carry)."""
-    marked = wh_orders[wh_orders["sf_order_ids"] != ""][["id", "status", "date", "sf_order_ids"]]
-    marks = marked.assign(sf=marked["sf_order_ids"].str.split()).explode("sf")
-    # object, not pandas' Arrow-backed str: isin on those is several times slower
-    return marks[["id", "status", "date", "sf"]].astype(object)
+def _salesforce_times(values: np.ndarray) -> np.ndarray | None:
+    """``datetime64[us]`` (UTC) of values all in Salesforce's ``2026-12-03T02:00:00.000Z`` form, vectorised
+    over their bytes; None as soon as one value is not exactly that form or not a real time."""
+    if not len(values) or pd.api.types.infer_dtype(values, skipna=False) != "string":
+        return None
+    try:
+        text = values.astype("S")  # ASCII bytes, as wide as the longest value
+    except UnicodeEncodeError:
+        return None
+    if text.dtype.itemsize != len(_SF_DATETIME):
+        return None
+    raw = text.view(np.uint8).reshape(len(text), len(_SF_DATETIME))
+    if not all((raw[:, i] == ord(ch)).all() for i, ch in enumerate(_SF_DATETIME) if ch != "d"):
+        return None
+    ok = True
+
+    def number(first: int, width: int) -> np.ndarray:
+        nonlocal ok
+        out = np.zeros(len(raw), dtype=np.int64)
+        for i in range(first, first + width):
+            digit = raw[:, i] - np.uint8(48)  # wraps below "0", so one test covers both sides
+            ok = ok and bool((digit <= 9).all())
+            out = out * 10 + digit
+        return out
+
+    year, month, day = number(0, 4), number(5, 2), number(8, 2)
+    hour, minute, second, milli = number(11, 2), number(14, 2), number(17, 2), number(20, 3)
+    if not ok or ((year < 1900) | (year > 2999) | (month < 1) | (month > 12) | (hour > 23) | (minute > 59)
+                  | (second > 59)).any():
+        return None  # odd years are left to pandas' own rules
+    months = (year - 1970) * 12 + month - 1
+    first_day = months.astype("datetime64[M]").astype("datetime64[D]")
+    month_days = ((months + 1).astype("datetime64[M]").astype("datetime64[D]") - first_day).astype(np.int64)
+    if ((day < 1) | (day > month_days)).any():
+        return None
+    micros = (((day - 1) * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + milli * 1_000
+    return first_day.astype("datetime64[us]") + micros.astype("timedelta64[us]")
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    """UTC times of ISO 8601 strings, exactly as ``format="ISO8601"`` parses them (``datetime64[us, UTC]``
+    for Salesforce's millisecond form); that form without pandas' per-string parser, several times faster."""
+    fast = _salesforce_times(values.to_numpy(dtype=object))
+    if fast is None:
+        return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601")
+    return pd.Series(fast, index=values.index, name=values.name).dt.tz_localize("UTC")
 
 
 def orphan_candidates(frames: Frames, since: dt.datetime | None = None, only: str | None = None) -> set[str]:
@@ -93,7 +238,7 @@ def orphan_candidates(frames: Frames, since: dt.datetime | None = None, only: st
     outside the window); ``since`` keeps WHMCS orders dated in the window, ``only`` one order id.
     """
     marks = _marks(frames.wh_orders)
-    marks = marks[~marks["sf"].isin(frames.sf_orders["Id"])]
+    marks = marks[~_isin(marks["sf"].to_numpy(), _values(frames.sf_orders, "Id"))]
     if only is not None:
         marks = marks[marks["sf"] == only]
     if since is not None and len(marks):
@@ -117,6 +262,24 @@ def in_flight_candidates(frames: Frames, now: dt.datetime, stuck_minutes: int) -
     return o.loc[o["Id"].isin(ids), ["Id", "LastModifiedDate"]].reset_index(drop=True)
 
 
+@dataclass
+class _Orders:
+    """Per-order arrays (positions as in ``sf_orders``) and the WHMCS marks that ``_details`` words."""
+
+    sf_id: np.ndarray
+    wh_id: np.ndarray
+    named: np.ndarray
+    act: np.ndarray
+    code: np.ndarray
+    wh_status: np.ndarray
+    client: np.ndarray
+    category: np.ndarray  # codes into _CATEGORIES
+    modified: pd.Series
+    mark_sf: np.ndarray
+    mark_id: np.ndarray
+    live: np.ndarray
+
+
 def classify(
     frames: Frames,
     in_flight: Iterable[str],
@@ -132,143 +295,189 @@ def classify(
     for a full extraction). ``recent_minutes``: an order modified this recently is IN_FLIGHT.
     """
     o = frames.sf_orders.reset_index(drop=True)
-    wo = frames.wh_orders
     now_ts = pd.Timestamp(now).tz_convert("UTC")
-    sf_ids = o["Id"]
+    sf_ids, named = _values(o, "Id"), _values(o, "WHMCS_Order_ID__c")
+    act, code = _values(o, "Activation_Status__c"), _values(o, "Activation_Error_Code__c")
 
-    marks = _marks(wo)
-    live = marks[~marks["status"].isin(DEAD_ORDER_STATUSES)]
-    n_live = live.groupby("sf").size()
-    first_live = live.drop_duplicates("sf").set_index("sf")["id"]
-    status_by_wh = pd.Series(wo["status"].to_numpy(), index=wo["id"].to_numpy())
-    status_by_wh = status_by_wh[~status_by_wh.index.duplicated()]
+    wo = frames.wh_orders
+    wo_ids, wo_status = _values(wo, "id"), _values(wo, "status")
+    owners, mark_sf = _mark_rows(wo)
+    mark_id, mark_status = wo_ids[owners], wo_status[owners]
+    live = ~_equals_any(mark_status, DEAD_ORDER_STATUSES)
 
-    n = sf_ids.map(n_live).fillna(0).astype(int).to_numpy()
-    named = o["WHMCS_Order_ID__c"]
-    named_known = named.isin(status_by_wh.index).to_numpy()
-    eff = np.where(n == 1, sf_ids.map(first_live).fillna("").to_numpy(),
-                   np.where(named_known, named.to_numpy(), ""))
-    eff_s = pd.Series(eff, index=o.index)
-    wh_status = eff_s.map(status_by_wh).fillna("").to_numpy()
+    # One hash pass over the Salesforce ids of both sides; per-order counts and lookups are integer indexing.
+    keys, uniques = pd.factorize(np.concatenate([sf_ids, mark_sf]), use_na_sentinel=False)
+    sf_key, mark_key = keys[:len(sf_ids)], keys[len(sf_ids):]
+    n = np.bincount(mark_key[live], minlength=len(uniques))[sf_key]
+    first_key, first_at = np.unique(mark_key[live], return_index=True)
+    first_row = owners[live][first_at]  # the WHMCS row of each id's first live mark
+
+    # The WHMCS order each Salesforce order is compared with: its one live mark, else the id it names.
+    wh_index, wh_statuses, row_at = _index(wo_ids), wo_status, np.arange(len(wo_ids))
+    if not wh_index.is_unique:  # the first row of an id wins
+        keep = ~wh_index.duplicated()
+        wh_index, wh_statuses = wh_index[keep], wo_status[keep]
+        row_at = wh_index.get_indexer(_index(wo_ids))
+    named_at = wh_index.get_indexer(_index(named))
+    named_known = named_at >= 0
+    first_live = np.full(len(uniques), "", dtype=object)
+    first_live[first_key] = wo_ids[first_row]
+    first_live_at = np.full(len(uniques), -1)
+    first_live_at[first_key] = row_at[first_row]
+    eff = np.where(n == 1, first_live[sf_key], np.where(named_known, named, ""))
+    blank_at = wh_index.get_indexer(_index([""]))[0]  # an order without one looks up id "" (-1 unless WHMCS has it)
+    wh_status = _take(wh_statuses, np.where(n == 1, first_live_at[sf_key], np.where(named_known, named_at, blank_at)))
 
     items = frames.sf_items
-    missing_sid = (items["WHMCS_Service_ID__c"] == "").groupby(items["OrderId"]).sum()
-    items_missing = sf_ids.map(missing_sid).fillna(0).to_numpy() > 0
+    item_order = _values(items, "OrderId")
+    items_missing = _isin(sf_ids, item_order[_values(items, "WHMCS_Service_ID__c") == ""])
     services = frames.wh_services
-    bad_services = services[services["status"].isin(DRIFT_SERVICE_STATUSES)]
-    bad_orders = set(bad_services["orderid"])
+    bad = _equals_any(_values(services, "status"), DRIFT_SERVICE_STATUSES)
+    bad_services = services[bad]
 
-    modified = pd.to_datetime(o["LastModifiedDate"], utc=True, errors="coerce", format="ISO8601")
-    act = o["Activation_Status__c"].to_numpy()
-    code = o["Activation_Error_Code__c"].to_numpy()
+    modified = _timestamps(o["LastModifiedDate"])
     no_wh = eff == ""
-    cid = client_ids(o)
+    account_codes, per_account = _client_parts(_values(o, "Account.WH_Account__c"))
     if frames.paymethods is not None and len(frames.paymethods):
         pm = frames.paymethods
         with_pm = set(pd.to_numeric(pm.loc[pd.to_numeric(pm["paymethods"], errors="coerce") > 0, "clientid"]))
     else:
         with_pm = set()
-    has_pm = cid.isin(with_pm).to_numpy()
+    has_pm = per_account.isin(with_pm).to_numpy()[account_codes]
+    client_text = _client_text(per_account)
+    client = client_text[account_codes]
 
     dup = n > 1
-    missing = (named.to_numpy() != "") & ~named_known & (n == 0)
+    missing = (named != "") & ~named_known & (n == 0)
     recent = (modified >= now_ts - pd.Timedelta(minutes=recent_minutes)).to_numpy() if recent_minutes > 0 \
         else np.zeros(len(o), dtype=bool)
-    flying = sf_ids.isin(set(in_flight)).to_numpy() | recent
-    behind = (wh_status == "Active") & ((act != "Activated") | (named.to_numpy() != eff) | items_missing)
+    in_flight = set(in_flight)
+    flying = (_isin(sf_ids, in_flight) if in_flight else np.zeros(len(o), dtype=bool)) | recent
+    behind = (wh_status == "Active") & ((act != "Activated") | (named != eff) | items_missing)
     stale = (modified < now_ts - pd.Timedelta(minutes=stuck_minutes)).to_numpy()
     stuck = (act == "Activating") & stale & (no_wh | (wh_status == "Pending"))
     recovered = (act == "Failed") & (code == PAYMENT_METHOD_MISSING) & no_wh & has_pm
     pending = (act == "Activated") & (wh_status == "Pending")
-    sdrift = (act == "Activated") & eff_s.isin(bad_orders).to_numpy()
-    order = [Category.DUPLICATE_IN_WHMCS, Category.MISSING_IN_WHMCS, Category.IN_FLIGHT, Category.SF_BEHIND,
-             Category.STUCK_ACTIVATING, Category.PAYMENT_RECOVERED, Category.WHMCS_PENDING, Category.SERVICE_DRIFT]
-    category = np.select([dup, missing, flying, behind, stuck, recovered, pending, sdrift],
-                         [c.value for c in order], default=Category.IN_SYNC.value)
+    sdrift = (act == "Activated") & _isin(eff, _values(services, "orderid")[bad])
+    masks = [dup, missing, flying, behind, stuck, recovered, pending, sdrift]
+    category = np.select(masks, [_CODE[c] for c in _PRECEDENCE], default=_CODE[Category.IN_SYNC])
 
-    out = pd.DataFrame({
-        "sf_order_id": sf_ids.to_numpy(),
-        "whmcs_order_id": np.where(eff != "", eff, named.to_numpy()),
-        "category": category,
-        "client_id": cid.astype("Int64").astype(str).replace("<NA>", "").to_numpy(),
-        "detail": "",
-        "repair_records": "",
-    })
-    drifted = out.index[out["category"] != Category.IN_SYNC.value]
+    orders = _Orders(sf_ids, np.where(eff != "", eff, named), named, act, code, wh_status, client, category,
+                     modified, mark_sf, mark_id, live)
+    detail = np.full(len(o), "", dtype=object)
+    repair = np.full(len(o), "", dtype=object)
+    drifted = np.flatnonzero(category != _CODE[Category.IN_SYNC])
     if len(drifted):
-        _details(out, drifted, o, live, wh_status, bad_services, items, services, act, code, modified)
+        _details(orders, drifted, items, services, bad_services, detail, repair)
 
-    # WHMCS orders that carry an id Salesforce does not have
-    unknown = marks[~marks["sf"].isin(sf_ids)]
+    # WHMCS orders that carry an id Salesforce does not have (the first such id of each order)
+    in_sf = np.zeros(len(uniques), dtype=bool)
+    in_sf[sf_key] = True
+    unknown = ~in_sf[mark_key]
     if orphans is not None:
-        unknown = unknown[unknown["sf"].isin(set(orphans))]
-    unknown = unknown.drop_duplicates("id")
-    if len(unknown):
-        out = pd.concat([out, pd.DataFrame({
-            "sf_order_id": unknown["sf"].to_numpy(), "whmcs_order_id": unknown["id"].to_numpy(),
-            "category": Category.ORPHAN_IN_WHMCS.value, "client_id": "",
-            "detail": [f"WHMCS order {i} ({s}) carries sfOrderId={sf}, which Salesforce does not have"
-                       for i, s, sf in zip(unknown["id"], unknown["status"], unknown["sf"], strict=True)],
-            "repair_records": "",
-        })], ignore_index=True)
-    out["severity"] = out["category"].map({c.value: s for c, s in SEVERITY.items()})
-    return out[CLASSIFIED_COLUMNS]
+        unknown &= _isin(mark_sf, set(orphans))
+    at = np.flatnonzero(unknown)
+    at = at[~_index(mark_id[at]).duplicated()]
+    orphan_rows = pd.DataFrame({
+        "sf_order_id": mark_sf[at], "whmcs_order_id": mark_id[at],
+        "category": Category.ORPHAN_IN_WHMCS.value, "client_id": "",
+        "detail": [f"WHMCS order {i} ({s}) carries sfOrderId={sf}, which Salesforce does not have"
+                   for i, s, sf in zip(mark_id[at], mark_status[at], mark_sf[at], strict=True)],
+        "repair_records": "",
+    }) if len(at) else None
+    if not len(o):  # as the former steps built it: pandas infers other dtypes for empty columns
+        out = pd.DataFrame({"sf_order_id": sf_ids, "whmcs_order_id": orders.wh_id,
+                            "category": _CATEGORY_NAMES[category], "client_id": client, "detail": "",
+                            "repair_records": ""})
+        out = out if orphan_rows is None else pd.concat([out, orphan_rows], ignore_index=True)
+        out["severity"] = out["category"].map({c.value: s for c, s in SEVERITY.items()})
+        return out[CLASSIFIED_COLUMNS]
+    # Columns of few distinct values are taken from those (converting each cell to pandas' str was the
+    # largest single cost); the dtypes are the ones inference gave (client_id object when all missing).
+    drifted_at = np.zeros(len(o), dtype=np.intp)
+    drifted_at[drifted] = np.arange(1, len(drifted) + 1)
+    out = pd.DataFrame({
+        "sf_order_id": sf_ids,
+        "whmcs_order_id": orders.wh_id,
+        "category": _text(_CATEGORY_NAMES, category),
+        "severity": _text(_SEVERITY_NAMES, category),
+        "detail": _text(["", *detail[drifted]], drifted_at),
+        "client_id": _text(client_text, account_codes) if pd.notna(client_text).any() else client,
+        "repair_records": _text(["", *repair[drifted]], drifted_at),
+    }, columns=CLASSIFIED_COLUMNS)
+    if orphan_rows is not None:
+        orphan_rows["severity"] = SEVERITY[Category.ORPHAN_IN_WHMCS]
+        out = pd.concat([out, orphan_rows[CLASSIFIED_COLUMNS]], ignore_index=True)
+    return out
 
 
-def _details(out: pd.DataFrame, rows: pd.Index, o: pd.DataFrame, live: pd.DataFrame, wh_status: np.ndarray,
-             bad_services: pd.DataFrame, items: pd.DataFrame, services: pd.DataFrame, act: np.ndarray,
-             code: np.ndarray, modified: pd.Series) -> None:
-    """Human-readable ``detail`` and, for SF_BEHIND, the Salesforce records the repair would write."""
-    cats = out["category"].to_numpy()
-    ids = set(out.loc[rows, "sf_order_id"])
-    live_by_sf = live[live["sf"].isin(ids)].groupby("sf")["id"].apply(lambda s: sorted(s, key=int))
-    behind_rows = rows[cats[rows] == Category.SF_BEHIND.value]
-    behind_ids = set(out.loc[behind_rows, "sf_order_id"])
-    behind_wh = set(out.loc[behind_rows, "whmcs_order_id"])
-    items_by = (items[items["OrderId"].isin(behind_ids)].sort_values("Id").groupby("OrderId")
-                .apply(lambda g: list(zip(g["Id"], g["WHMCS_Service_ID__c"], strict=True)), include_groups=False))
-    svc = services[services["orderid"].isin(behind_wh)].copy()
+def _grouped(keys: Iterable[Any], values: Iterable[Any]) -> dict[Any, list[Any]]:
+    """``{key: [values in order]}``: a groupby for the few drifted rows without its per-group overhead."""
+    groups: dict[Any, list[Any]] = {}
+    for k, v in zip(keys, values, strict=True):
+        groups.setdefault(k, []).append(v)
+    return groups
+
+
+def _details(v: _Orders, rows: np.ndarray, items: pd.DataFrame, services: pd.DataFrame,
+             bad_services: pd.DataFrame, detail: np.ndarray, repair: np.ndarray) -> None:
+    """Human-readable ``detail`` and, for SF_BEHIND, the Salesforce records the repair would write.
+
+    Written into ``detail`` / ``repair`` at ``rows`` (plain object arrays: a cell write into a
+    DataFrame's string column copies the column).
+    """
+    cats = v.category
+    sel = v.live & _isin(v.mark_sf, set(v.sf_id[rows]))
+    live_by_sf = _grouped(v.mark_sf[sel].tolist(), v.mark_id[sel].tolist())
+    for ids in live_by_sf.values():
+        ids.sort(key=int)
+    behind_rows = rows[cats[rows] == _CODE[Category.SF_BEHIND]]
+    sub = items[_isin(_values(items, "OrderId"), set(v.sf_id[behind_rows]))].sort_values("Id")
+    items_by = _grouped(sub["OrderId"].tolist(), zip(sub["Id"].tolist(), sub["WHMCS_Service_ID__c"].tolist(),
+                                                     strict=True))
+    svc = services[_isin(_values(services, "orderid"), set(v.wh_id[behind_rows]))].copy()
     svc["n"] = pd.to_numeric(svc["id"], errors="coerce")
-    services_by = svc.sort_values("n").groupby("orderid")["id"].apply(list)
-    bad_by = bad_services[bad_services["orderid"].isin(set(out.loc[rows, "whmcs_order_id"]))].groupby("orderid").apply(
-        lambda g: ", ".join(f"{i} {s}" for i, s in zip(g["id"], g["status"], strict=True)), include_groups=False)
-    for r in rows:
-        sf_id, wh_id, cat = out.at[r, "sf_order_id"], out.at[r, "whmcs_order_id"], cats[r]
-        named = o.at[r, "WHMCS_Order_ID__c"]
+    svc = svc.sort_values("n")
+    services_by = _grouped(svc["orderid"].tolist(), svc["id"].tolist())
+    bad = bad_services[_isin(_values(bad_services, "orderid"), set(v.wh_id[rows]))]
+    bad_by = {k: ", ".join(g) for k, g in _grouped(bad["orderid"].tolist(), (
+        f"{i} {s}" for i, s in zip(bad["id"].tolist(), bad["status"].tolist(), strict=True))).items()}
+    for r in rows.tolist():
+        sf_id, wh_id, cat, named, act = v.sf_id[r], v.wh_id[r], _CATEGORIES[cats[r]], v.named[r], v.act[r]
         if cat == Category.DUPLICATE_IN_WHMCS:
-            detail = f"{len(live_by_sf.get(sf_id, []))} live WHMCS orders carry the marker: " \
-                     f"{', '.join(live_by_sf.get(sf_id, []))}"
+            live = live_by_sf.get(sf_id, [])
+            text = f"{len(live)} live WHMCS orders carry the marker: {', '.join(live)}"
         elif cat == Category.MISSING_IN_WHMCS:
-            detail = f"Salesforce names WHMCS order {named}; WHMCS does not have it and no order carries the marker"
+            text = f"Salesforce names WHMCS order {named}; WHMCS does not have it and no order carries the marker"
         elif cat == Category.IN_FLIGHT:
-            detail = f"provisioning in flight or changed recently (Activation_Status__c={act[r] or 'empty'})"
+            text = f"provisioning in flight or changed recently (Activation_Status__c={act or 'empty'})"
         elif cat == Category.SF_BEHIND:
             pairs = items_by.get(sf_id, [])
             svc_ids = services_by.get(wh_id, [])
-            detail = f"WHMCS order {wh_id} is Active; Salesforce has Activation_Status__c={act[r] or 'empty'}, " \
-                     f"WHMCS_Order_ID__c={named or 'empty'}, {sum(1 for _, s in pairs if not s)} item(s) without service id"
+            text = f"WHMCS order {wh_id} is Active; Salesforce has Activation_Status__c={act or 'empty'}, " \
+                   f"WHMCS_Order_ID__c={named or 'empty'}, {sum(1 for _, s in pairs if not s)} item(s) without service id"
             if len(pairs) == len(svc_ids) and pairs:
                 records = [{"attributes": {"type": "Order"}, "id": sf_id, "Activation_Status__c": "Activated",
                             "WHMCS_Order_ID__c": wh_id, "Activation_Error_Code__c": None,
                             "Activation_Error_Message__c": None}]
                 records += [{"attributes": {"type": "OrderItem"}, "id": item_id, "WHMCS_Service_ID__c": service_id}
                             for (item_id, _), service_id in zip(pairs, svc_ids, strict=True)]
-                out.at[r, "repair_records"] = json.dumps(records, separators=(",", ":"))
+                repair[r] = json.dumps(records, separators=(",", ":"))
             else:
-                detail += f"; cannot map {len(svc_ids)} service(s) to {len(pairs)} item(s): not repaired"
+                text += f"; cannot map {len(svc_ids)} service(s) to {len(pairs)} item(s): not repaired"
         elif cat == Category.STUCK_ACTIVATING:
-            since = modified.iloc[r]
-            detail = f"Activating since {since:%Y-%m-%d %H:%M} UTC" + (
-                f"; WHMCS order {wh_id} still {wh_status[r]}" if wh_id else "; no WHMCS order")
+            since = v.modified.iloc[r]
+            text = f"Activating since {since:%Y-%m-%d %H:%M} UTC" + (
+                f"; WHMCS order {wh_id} still {v.wh_status[r]}" if wh_id else "; no WHMCS order")
         elif cat == Category.PAYMENT_RECOVERED:
-            detail = f"Failed with {code[r]}; WHMCS client {out.at[r, 'client_id']} now has a pay method"
+            text = f"Failed with {v.code[r]}; WHMCS client {v.client[r]} now has a pay method"
         elif cat == Category.WHMCS_PENDING:
-            detail = f"Salesforce Activated; WHMCS order {wh_id} still Pending"
+            text = f"Salesforce Activated; WHMCS order {wh_id} still Pending"
         elif cat == Category.SERVICE_DRIFT:
-            detail = f"Salesforce Activated; WHMCS service(s) {bad_by.get(wh_id, '')}"
+            text = f"Salesforce Activated; WHMCS service(s) {bad_by.get(wh_id, '')}"
         else:
-            detail = ""
-        out.at[r, "detail"] = re.sub(r"\s+", " ", detail).strip()
+            text = ""
+        detail[r] = re.sub(r"\s+", " ", text).strip()
 
 
 @dataclass(frozen=True)
