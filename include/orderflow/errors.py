@@ -14,10 +14,12 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
+from typing import TypeVar
 
 MAX_MESSAGE_LENGTH = 255  # Order.Activation_Error_Message__c is Text(255)
+T = TypeVar("T")
 
 
 class ErrorCode(StrEnum):
@@ -270,6 +272,19 @@ def classify_whmcs_response(action: str, status: int, body: str, content_type: s
             return WhmcsActionError(f"WHMCS {action}: {message}")
         return TransientError(ErrorCode.WHMCS_PROVISIONING_FAILED, f"WHMCS {action}: {message}")
     return WhmcsActionError(f"WHMCS {action}: {message}")
+
+
+def classify_whmcs_page(action: str, data: dict, to_page: Callable[[dict], T]) -> T | OrderflowError:
+    """A paged read's ``result=success`` answer as a page of typed rows, or a transient error.
+
+    Rows that are not rows of scalars say nothing reliable about the data, and an extraction must
+    not go on without them: retry later, as for any other answer WHMCS should not give.
+    """
+    try:
+        return to_page(data)
+    except ValueError as exc:  # msgspec.ValidationError
+        return TransientError(ErrorCode.WHMCS_UNAVAILABLE, f"WHMCS {action}: unexpected rows in a success answer: "
+                                                           f"{safe_message(exc, limit=120)}")
 
 
 class WhmcsActionError(PermanentError):

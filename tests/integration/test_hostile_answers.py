@@ -29,6 +29,7 @@ from orderflow.provisioning.order import build_plan
 from orderflow.salesforce.client import SalesforceClient
 from orderflow.salesforce.token_cache import TokenCache
 from orderflow.whmcs.client import WhmcsClient
+from orderflow.whmcs.models import GET_ORDERS, OrderRow
 from orderflow_sandbox.server import Sandbox
 from orderflow_sandbox.tls import TlsFiles, ensure_tls
 
@@ -161,6 +162,41 @@ def test_given_a_hostile_whmcs_answer_when_called_then_classified(stub, whmcs, a
     assert isinstance(err.value, kind) and err.value.code is code, err.value
     assert err.value.transient is (kind is TransientError)
     _assert_safe_line(err.value)
+
+
+PAGED_READ_FAILURES = [
+    # (status, body, declared length, error class, code): a paged read decoded straight into typed rows
+    # (WhmcsClient.page) is classified exactly as WhmcsClient.call classifies the same answer.
+    pytest.param(200, '{"result":"success","totalresults":"3","orders":{"order":[{"id":"1"', None, TransientError,
+                 ErrorCode.WHMCS_UNAVAILABLE, id="truncated-json"),
+    pytest.param(200, '{"result":"success","totalresults":"3","orders":""}', 4096, TransientError,
+                 ErrorCode.WHMCS_UNAVAILABLE, id="body-cut-short"),
+    pytest.param(200, "<html><body><h1>Down for Maintenance</h1></body></html>", None, TransientError,
+                 ErrorCode.WHMCS_UNAVAILABLE, id="html-200"),
+    pytest.param(403, '{"result":"error","message":"Invalid IP 10.1.2.3"}', None, PermanentError,
+                 ErrorCode.WHMCS_CONFIGURATION_ERROR, id="invalid-ip"),
+    pytest.param(200, '{"orders":""}', None, TransientError, ErrorCode.WHMCS_UNAVAILABLE, id="no-result-at-all"),
+    pytest.param(200, '{"result":"success","totalresults":"1","orders":{"order":[{"id":{"nested":"1"}}]}}', None,
+                 TransientError, ErrorCode.WHMCS_UNAVAILABLE, id="rows-not-scalars"),
+]
+
+
+@pytest.mark.parametrize("status, body, declared, kind, code", PAGED_READ_FAILURES)
+def test_given_a_hostile_answer_to_a_paged_read_when_paged_then_classified(stub, whmcs, status, body, declared,
+                                                                           kind, code):
+    stub.serve(status, body, "application/json" if body.startswith("{") else "text/html", declared_length=declared)
+    with pytest.raises(OrderflowError) as err:
+        whmcs.page(GET_ORDERS, 0, 1000)
+    assert isinstance(err.value, kind) and err.value.code is code, err.value
+    _assert_safe_line(err.value)
+
+
+def test_a_paged_read_takes_every_shape_whmcs_sends(stub, whmcs):
+    stub.serve(200, {"result": "success", "totalresults": "1", "orders": {"order": {"id": 5, "userid": "2"}}})
+    page = whmcs.page(GET_ORDERS, 0, 1000)
+    assert (page.rows, page.total) == ([OrderRow(id=5, userid="2")], 1)
+    stub.serve(200, {"result": "success", "totalresults": "0", "orders": ""})
+    assert whmcs.page(GET_ORDERS, 0, 1000).rows == []
 
 
 def test_html_200_from_the_emulator_is_transient_and_addorder_is_not_resent(tmp_path: Path):

@@ -8,6 +8,7 @@ out), so these run without a sandbox; tests/integration/salesforce covers the sa
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from simple_salesforce.exceptions import SalesforceOperationError
 
 from orderflow.errors import ErrorCode, PermanentError, TransientError
 from orderflow.reconcile import extract
-from orderflow.salesforce.client import SalesforceClient
+from orderflow.salesforce.client import SalesforceClient, csv_records
 
 
 class _Handler:
@@ -99,3 +100,11 @@ def test_extract_passes_the_clients_classification_through(tmp_path: Path):
     with pytest.raises(TransientError) as err:
         extract.extract_salesforce(client, tmp_path, extract.Scope())
     assert err.value.code is ErrorCode.SALESFORCE_UNAVAILABLE
+
+
+@pytest.mark.parametrize("text", [
+    "", "a", "a\n", "a\nb", "a\n\nb\n", '"x\ny",1\n2,3', '"a""b",c\r\nd\r\n', '"",""\n', '""', '"q\nq"\n\n',
+    '"801A","two\nlines"\n"801B","say ""hi""\nagain"', "x,y\r\n", '"Id"\r\n"801A"',
+])
+def test_records_are_counted_as_the_csv_module_counts_them(text):
+    assert csv_records(text) == sum(1 for _ in csv.reader(io.StringIO(text)))

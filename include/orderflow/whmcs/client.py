@@ -21,6 +21,7 @@ from orderflow.errors import (
     OrderflowError,
     TransientError,
     classify_transport_error,
+    classify_whmcs_page,
     classify_whmcs_response,
     register_secret,
 )
@@ -29,8 +30,11 @@ from orderflow.whmcs.models import (
     AddOrderResult,
     ClientDetails,
     OrderLine,
+    Page,
+    PagedRead,
     PaymentGateway,
     PayMethod,
+    RowT,
     WhmcsOrder,
     WhmcsProduct,
     WhmcsService,
@@ -153,20 +157,31 @@ class WhmcsClient:
 
     def call(self, action: str, **params: Any) -> dict:
         """Call any action; return the decoded success body or raise a classified error."""
+        return self._send(action, params, None)
+
+    def page(self, read: PagedRead[RowT], start: int, size: int, **filters: Any) -> Page[RowT]:
+        """One page (``limitstart``/``limitnum``) of a paged read, its rows decoded straight into ``read.row``.
+
+        Errors are classified exactly as :meth:`call` classifies them; a success answer whose rows
+        are not rows of scalars is transient (``WHMCS_UNAVAILABLE``), never a silently short page.
+        """
+        return self._send(read.action, {**filters, "limitstart": start, "limitnum": size}, read)
+
+    def _send(self, action: str, params: Mapping[str, Any], read: PagedRead | None) -> Any:
         clash = _RESERVED & set(params)
         if clash:
             raise ValueError(f"reserved WHMCS parameter(s): {', '.join(sorted(clash))}")
         attempts = 2 if self.retry_reads and action.lower() in READ_ACTIONS else 1
         for attempt in range(1, attempts + 1):
             try:
-                return self._post(action, params)
+                return self._post(action, params, read)
             except TransientError as exc:
                 if attempt >= attempts or not exc.from_transport:
                     raise
                 log.warning("WHMCS %s: %s; retrying the read once", action, exc.message)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post(self, action: str, params: Mapping[str, Any]) -> dict:
+    def _post(self, action: str, params: Mapping[str, Any], read: PagedRead | None = None) -> Any:
         form = [("action", action), ("identifier", self.identifier), ("secret", self._secret)]
         if self._accesskey:
             form.append(("accesskey", self._accesskey))
@@ -176,12 +191,19 @@ class WhmcsClient:
         started = time.monotonic()
         try:
             resp = self.session.post(self.url, data=form, timeout=self.timeout, verify=self.ca_bundle or True)
-            body = resp.text
+            content = resp.content
         except requests.RequestException as exc:
             error = classify_transport_error("whmcs", exc)
             log.warning("WHMCS %s failed after %.2fs: %s", action, time.monotonic() - started, error.message)
             raise error from None
-        result = classify_whmcs_response(action, resp.status_code, body, resp.headers.get("Content-Type", ""))
+        if read is not None and resp.status_code < 400:
+            page = read.decode(content)  # the fast path: a plain success page, typed rows
+            if page is not None:
+                log.debug("WHMCS %s: HTTP %s in %.2fs", action, resp.status_code, time.monotonic() - started)
+                return page
+        result = classify_whmcs_response(action, resp.status_code, resp.text, resp.headers.get("Content-Type", ""))
+        if read is not None and not isinstance(result, OrderflowError):
+            result = classify_whmcs_page(action, result, read.from_dict)
         elapsed = time.monotonic() - started
         if isinstance(result, OrderflowError):
             log.warning("WHMCS %s: HTTP %s in %.2fs: %s", action, resp.status_code, elapsed, result.message)

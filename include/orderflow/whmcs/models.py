@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import Any, Generic, TypeVar
+
+import msgspec
 
 UNSET_DATES = frozenset({"", "0000-00-00", "0000-00-00 00:00:00"})
 
@@ -257,3 +260,95 @@ class WhmcsProduct:
             module=str(data.get("module") or ""),
             paytype=str(data.get("paytype") or ""),
         )
+
+
+# ---------------------------------------------------------------------- paged reads, typed
+
+# A WHMCS scalar: ids and counts come as strings or numbers depending on the action and version.
+Scalar = str | int | float | bool | None
+RowT = TypeVar("RowT", bound=msgspec.Struct)
+
+
+class OrderRow(msgspec.Struct, frozen=True):
+    """The ``GetOrders`` fields reconciliation reads; decoding skips the rest (line items, amounts ...)."""
+
+    id: Scalar = None
+    userid: Scalar = None
+    status: Scalar = None
+    date: Scalar = None
+    notes: Scalar = None
+
+
+class ServiceRow(msgspec.Struct, frozen=True):
+    """The ``GetClientsProducts`` fields reconciliation reads."""
+
+    id: Scalar = None
+    orderid: Scalar = None
+    clientid: Scalar = None
+    status: Scalar = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[RowT]):
+    """One page of a paged read: its rows and the paging counters WHMCS sent with them."""
+
+    rows: list[RowT]
+    total: int
+    returned: int
+
+
+@dataclass(frozen=True)
+class PagedRead(Generic[RowT]):
+    """A paged read action (``{outer: {inner: [...]}}``) decoded straight into ``row`` structs.
+
+    Why: a page of 1,000 orders is ~1 MB of JSON; decoding only the wanted fields into structs is
+    ~7x cheaper than ``json.loads`` plus a dict per row, which dominated the extraction's CPU.
+    """
+
+    action: str
+    outer: str
+    inner: str
+    row: type[RowT]
+
+    def decode(self, body: bytes) -> Page[RowT] | None:
+        """The page of a plain ``result=success`` answer; None for anything else (classify it the slow way)."""
+        try:
+            data = _page_decoder(self.outer, self.inner, self.row).decode(body)
+        except msgspec.DecodeError:  # not JSON, or a shape the typed decoder does not know
+            return None
+        if str(data.result).lower() != "success":
+            return None
+        rows = _listed(getattr(data, self.outer), self.inner)
+        return Page(rows, as_int(data.totalresults, 0), as_int(data.numreturned, len(rows)))
+
+    def from_dict(self, data: Mapping[str, Any]) -> Page[RowT]:
+        """The page of an answer already decoded to a dict (any shape :func:`items_of` accepts).
+
+        Raises ``msgspec.ValidationError`` when a row's field is not a scalar.
+        """
+        rows = [msgspec.convert(r, self.row) for r in items_of(data.get(self.outer), self.inner)]
+        return Page(rows, as_int(data.get("totalresults"), 0), as_int(data.get("numreturned"), len(rows)))
+
+
+def _listed(container: Any, inner: str) -> list:
+    """:func:`items_of` for the typed decoder's output (a wrapper struct, a list, ``""`` or None)."""
+    if isinstance(container, msgspec.Struct):
+        container = getattr(container, inner)
+    if isinstance(container, list):
+        return container
+    if isinstance(container, msgspec.Struct):
+        return [container]
+    return []
+
+
+@cache
+def _page_decoder(outer: str, inner: str, row: type[msgspec.Struct]) -> msgspec.json.Decoder:
+    wrapper = msgspec.defstruct(f"{inner.title()}List", [(inner, list[row] | row | str | None, None)])
+    page = msgspec.defstruct(f"{outer.title()}Page", [
+        ("result", Scalar, None), ("totalresults", Scalar, None), ("numreturned", Scalar, None),
+        (outer, wrapper | list[row] | str | None, None)])
+    return msgspec.json.Decoder(page)
+
+
+GET_ORDERS = PagedRead("GetOrders", "orders", "order", OrderRow)
+GET_CLIENTS_PRODUCTS = PagedRead("GetClientsProducts", "products", "product", ServiceRow)
