@@ -102,6 +102,18 @@ def _csv_converter(f: soql_mod.Field) -> Callable[[Any], str]:
     return str
 
 
+def _column(rows: list[dict], rels: dict, name: str, chain: tuple[str, ...],
+            convert: Callable[[Any], str]) -> list[str]:
+    """One CSV column of a chunk, a column at a time (a row at a time cost ~2x): the rows' own field, or
+    their parents' through ``chain``."""
+    if chain:
+        parents = rels[chain]
+        values = [None if (parent := parents.get(row["Id"])) is None else parent.get(name) for row in rows]
+    else:
+        values = [row.get(name) for row in rows]
+    return ["" if value is None else convert(value) for value in values]
+
+
 def _own_columns(schema: dict, query: soql_mod.Query) -> list[str]:
     """The base object's columns a query reads: selected and filtered fields, and the lookups it follows."""
     paths = list(query.fields) + [node.path for node in soql_mod._walk(query.where)]
@@ -175,16 +187,9 @@ class BulkJobs:
                     buf.seek(0)
                     buf.truncate()
                     starts = []
-                    for row in rows:
+                    cells = [_column(rows, rels, *column) for column in columns]
+                    for values in zip(*cells, strict=True) if cells else ([] for _ in rows):
                         starts.append(buf.tell())
-                        values = []
-                        for name, chain, convert in columns:
-                            if chain:
-                                parent = rels[chain].get(row["Id"])
-                                value = None if parent is None else parent.get(name)
-                            else:
-                                value = row.get(name)
-                            values.append("" if value is None else convert(value))
                         writer.writerow(values)
                     text = buf.getvalue()
                     if text.isascii():  # character offsets are byte offsets: one encode per chunk

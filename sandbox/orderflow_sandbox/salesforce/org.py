@@ -323,8 +323,13 @@ class SalesforceOrg:
 
     def _rows(self, sobject: str, sql: str, params: Iterable[Any] = ()) -> list[dict]:
         bools = self._bool_cols.get(sobject, [])
-        with self._lock:
-            rows = [dict(r) for r in self._db.execute(sql, list(params))]
+        with self._lock:  # plain tuples under the lock (dict(sqlite3.Row) is slower than zipping the names)
+            cur = self._db.cursor()
+            cur.row_factory = None
+            cur.execute(sql, list(params))
+            names = [d[0] for d in cur.description]
+            tuples = cur.fetchall()
+        rows = [dict(zip(names, r, strict=True)) for r in tuples]
         for row in rows:
             for b in bools:
                 if row.get(b) is not None:

@@ -16,11 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape as xml_escape
 
-try:
-    import msgspec as _msgspec
-except ImportError:  # pragma: no cover - msgspec comes with Airflow
-    _msgspec = None
-
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -84,6 +80,7 @@ def parse_php_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 # ---------------------------------------------------------------------- response encoding
 
 _NON_ASCII_RE = re.compile(r"[^\x00-\x7e]")  # and DEL, escaped as json.dumps(ensure_ascii=True) does
+_YEN = "\u00a5".encode()
 
 
 def _u_escape(match: re.Match[str]) -> str:
@@ -94,38 +91,36 @@ def _u_escape(match: re.Match[str]) -> str:
     return f"\\u{code:04x}"
 
 
-def _dumps(data: object) -> str:
-    """Compact JSON (PHP's ``json_encode`` puts no spaces), non-ASCII as ``\\uXXXX``.
-
-    msgspec (an Airflow dependency) encodes a page ~5x faster than ``json``; ``json`` is the fallback.
-    """
-    if _msgspec is not None:
-        try:
-            text = _msgspec.json.encode(data).decode()
-        except (TypeError, UnicodeError, _msgspec.EncodeError):
-            pass
-        else:
-            text = text.replace("\u00a5", "\\u00a5")  # the yen sign of every GetOrders line item, cheaply
-            return text if text.isascii() and "\x7f" not in text else _NON_ASCII_RE.sub(_u_escape, text)
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
-
-
 def php_json(data: object) -> bytes:
-    """JSON the way WHMCS's PHP writes it: ``\\u0022`` for quotes in strings, ``\\/`` for slashes.
+    """JSON the way WHMCS's PHP writes it: compact, ``\\u0022`` for quotes in strings, ``\\/`` for slashes,
+    non-ASCII as ``\\uXXXX``; ASCII bytes.
 
-    Plain string replacements (a page of 1,000 orders is ~1 MB): escaped backslashes are parked on
-    NUL first (the encoder escapes a real NUL, so none is in its output), then ``\\"`` and ``/``
-    are rewritten and the backslashes put back.
+    msgspec (an Airflow dependency) encodes a page ~5x faster than ``json``, and the list views'
+    structs directly; ``json`` is the fallback (lone surrogates). Then plain replacements on bytes (a
+    page of 1,000 orders is ~1 MB): escaped backslashes are parked on NUL first (the encoder escapes a
+    real NUL, so none is in its output), ``\\"`` and ``/`` are rewritten and the backslashes put back;
+    non-ASCII is escaped last (its escapes hold neither quotes nor slashes).
     """
-    text = _dumps(data)
-    if "\\" in text:
-        text = text.replace("\\\\", "\0").replace('\\"', "\\u0022").replace("/", "\\/").replace("\0", "\\\\")
+    try:
+        raw = msgspec.json.encode(data)
+    except (TypeError, UnicodeError, msgspec.EncodeError):
+        raw = json.dumps(msgspec.to_builtins(data), ensure_ascii=True, separators=(",", ":")).encode()
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"\0").replace(b'\\"', b"\\u0022").replace(b"/", b"\\/")
+        raw = raw.replace(b"\0", b"\\\\")
     else:
-        text = text.replace("/", "\\/")
-    return text.encode()
+        raw = raw.replace(b"/", b"\\/")
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    raw = raw.replace(_YEN, b"\\u00a5")  # every GetOrders line item has one: the cheap way first
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    return _NON_ASCII_RE.sub(_u_escape, raw.decode()).encode()
 
 
 def _flatten(prefix: str, value: object) -> list[tuple[str, str]]:
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.structs.asdict(value)
     if isinstance(value, dict):
         return [pair for k, v in value.items() for pair in _flatten(f"{prefix}[{k}]" if prefix else str(k), v)]
     if isinstance(value, list):
@@ -141,6 +136,8 @@ def nvp(data: dict) -> bytes:
 
 
 def _xml_node(name: str, value: object) -> str:
+    if isinstance(value, msgspec.Struct):
+        value = msgspec.structs.asdict(value)
     if isinstance(value, dict):
         return f"<{name}>{''.join(_xml_node(k, v) for k, v in value.items())}</{name}>"
     if isinstance(value, list):

@@ -7,6 +7,7 @@ so ``endpoints.json`` stays valid across restarts.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import datetime as dt
 import hashlib
@@ -16,8 +17,9 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from orderflow_sandbox.catalogue import CATALOGUE, CatalogueProduct
 
@@ -70,6 +72,7 @@ GATEWAYS: tuple[tuple[str, str], ...] = (
 GROUP_IDS = {"Internet": 1, "VPN": 2, "SIM": 3, "Other": 4}
 DEFAULT_ALLOWED_IPS = ("127.0.0.1", "::1")
 DEFAULT_MODULE_ERROR = "Remote provisioning API returned an error: line activation rejected"
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,6 +152,76 @@ def now() -> str:
     return dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
 
+class ReadCache:
+    """What paged reads derive from the data (a COUNT, the id a page ends on), kept until the data change.
+
+    Why: ``limitstart`` is an offset, so every page pays a COUNT and an OFFSET scan that grow with
+    the table, and a full read grows with its square (300k orders: minutes, on the two cores the
+    pipeline also uses). Answers stay what the plain queries give: ``PRAGMA data_version`` on a
+    connection of its own changes whenever any other connection, of this process or another (a seed
+    script), commits, and then everything here is dropped (a request racing a commit is answered as
+    of just before it, as a slower server would have).
+    """
+
+    MAX_KEYS = 256  # distinct queries remembered per data version (filters vary per client)
+
+    def __init__(self, db_path: Path) -> None:
+        self._path = db_path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._values: dict[Hashable, Any] = {}
+        self._ends: dict[Hashable, tuple[list[int], dict[int, Any]]] = {}
+
+    def _current(self) -> int:
+        """The data version (call under the lock); a new one drops what was kept."""
+        if self._db is None:
+            self._db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=False)
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._version:
+            self._version = version
+            self._values.clear()
+            self._ends.clear()
+        return version
+
+    def value(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, or what it returned before on the same data."""
+        with self._lock:
+            version = self._current()
+            if key in self._values:
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            if self._current() == version and len(self._values) < self.MAX_KEYS:
+                self._values[key] = value
+        return value
+
+    def page_start(self, key: Hashable, offset: int) -> tuple[int, tuple[int, Any] | None]:
+        """The data version, and ``(k, last)``: the nearest offset ``k <= offset`` a page of ``key`` ended
+        at with the id ``last`` (None when no page has)."""
+        with self._lock:
+            version = self._current()
+            offsets, ids = self._ends.get(key, ([], {}))
+            i = bisect.bisect_right(offsets, offset)
+            return version, (None if i == 0 else (offsets[i - 1], ids[offsets[i - 1]]))
+
+    def page_end(self, key: Hashable, version: int, offset: int, last: Any) -> None:
+        """The rows of ``key`` before ``offset`` end with id ``last``, read on data ``version``."""
+        with self._lock:
+            if self._current() != version or (key not in self._ends and len(self._ends) >= self.MAX_KEYS):
+                return
+            offsets, ids = self._ends.setdefault(key, ([], {}))
+            if offset not in ids:
+                bisect.insort(offsets, offset)
+            ids[offset] = last
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
 class WhmcsState:
     """The emulated WHMCS installation: billing data, API credentials and settings."""
 
@@ -157,6 +230,7 @@ class WhmcsState:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / DB_FILE
         self._write_lock = threading.RLock()
+        self.reads = ReadCache(self.db_path)
         with self._write_lock, self.read() as db:
             db.executescript(_SCHEMA)
         self._seed_credentials()
@@ -196,14 +270,20 @@ class WhmcsState:
                 db.close()
 
     def close(self) -> None:
-        """Nothing is held open between requests; kept for ``Sandbox.stop()``."""
+        """Requests hold nothing open between them; only the read cache's version watch is closed."""
+        self.reads.close()
 
     # ------------------------------------------------------------------ settings
 
     def get_config(self, key: str, default: object = None) -> object:
-        with self.read() as db:
-            row = db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row["value"])
+        """A setting (every request reads two): from the read cache while nothing was committed."""
+        def stored() -> str | None:
+            with self.read() as db:
+                row = db.execute("SELECT value FROM config WHERE key = ?", (key,)).fetchone()
+            return None if row is None else row["value"]
+
+        raw = self.reads.value(("config", key), stored)
+        return default if raw is None else json.loads(raw)
 
     def set_config(self, key: str, value: object) -> None:
         with self.transaction() as db:
