@@ -58,7 +58,6 @@ else
   # other writer stalled 5 s behind it, and the scheduler died of "database is locked" under 20 run starts.
   # Separate processes wait on each other's locks, never on themselves.
   export DEMO_EXECUTION_API_PORT="${DEMO_EXECUTION_API_PORT:-$((AIRFLOW_PORT + 100))}"
-  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:$DEMO_EXECUTION_API_PORT/execution/"
 fi
 # Task processes fork from workers that executed the DAG files once (orderflow/worker_preload.py): a cold
 # task process spends ~0.25 s importing what its DAG file needs. DEMO_PRELOAD=0 turns it off (for the bench).
@@ -83,7 +82,7 @@ export AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME="${AIRFLOW__SCHEDULER__SCHE
 export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-60}"
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-30}"
 export AIRFLOW__API__PORT="$AIRFLOW_PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://localhost:$AIRFLOW_PORT/execution/}"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://localhost:${DEMO_EXECUTION_API_PORT:-$AIRFLOW_PORT}/execution/"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="$ADMIN_USER:admin"
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated"
 export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-orderflow-demo-jwt-secret}"
