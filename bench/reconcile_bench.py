@@ -215,9 +215,10 @@ def main() -> int:
     parser.add_argument("--drift", type=float, default=1.0, help="percent of orders to drift")
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-    results = [bench_one(n, args.port, args.smtp_port, args.drift, args.timeout) for n in (args.orders or [100_000])]
-    for r in results:
-        show(r)
+    results = []
+    for n in args.orders or [100_000]:
+        results.append(bench_one(n, args.port, args.smtp_port, args.drift, args.timeout))
+        show(results[-1])  # as soon as each size is done: a later size may take long or be stopped
     ok = all(r["state"] == "success" and r["matched"] == r["expected"] for r in results)
     if len(results) > 1:
         base = results[0]
