@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from orderflow import settings
+from orderflow.statuses import ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class ProvisioningNotice:
 
     @property
     def subject(self) -> str:
-        if self.outcome == "Activated":
+        if self.outcome == ActivationStatus.ACTIVATED:
             return f"[orderflow] Order {self.order_id} activated (WHMCS order {self.whmcs_order_id})"
         return f"[orderflow] Order {self.order_id} failed: {self.error_code}"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from orderflow.statuses import ActivationStatus
 from orderflow_sandbox.salesforce.flow import TRIGGER_STATUSES
 from orderflow_sandbox.salesforce.schema import load_schema
 
@@ -28,6 +29,8 @@ def test_design_fields_and_picklists() -> None:
     }
     order = schema["Order"].fields
     assert order["Activation_Status__c"].picklist == ("Activating", "Activated", "Failed")
+    # The code's one name for each value is the deployed picklist, nothing more or less.
+    assert order["Activation_Status__c"].picklist == tuple(ActivationStatus)
     assert set(order["Status"].picklist) == {"Draft", "Pending Review", "Approved", "Reactivate", "Activated"}
     assert (order["Activation_Error_Code__c"].length, order["Activation_Error_Message__c"].length) == (80, 255)
     assert order["WHMCS_Order_ID__c"].length == 40

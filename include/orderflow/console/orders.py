@@ -20,6 +20,7 @@ from orderflow.console.runs import RunInfo
 from orderflow.errors import safe_message
 from orderflow.provisioning.order import parse_wh_account
 from orderflow.salesforce.soql import ORDER_ID_RE, id_list, quote
+from orderflow.statuses import ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def build_order_view(
     except Exception as exc:  # noqa: BLE001
         problems.append(f"Reconciliation report: {safe_message(exc)}")
         recon = None
-    step = next_step(sf.error_code) if sf.activation_status == "Failed" else None
+    step = next_step(sf.error_code) if sf.activation_status == ActivationStatus.FAILED else None
     return OrderView(sf, tuple(wh_orders), tuple(run_list), recon, step, tuple(problems))
 
 

@@ -15,6 +15,7 @@ from airflow.sdk import BaseNotifier
 
 from orderflow import settings
 from orderflow.notify import ProvisioningNotice, send_notice
+from orderflow.statuses import ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,5 +35,5 @@ class ActivationNotifier(BaseNotifier):
         if not result:
             log.warning("no result from %s: no activation mail", ti.task_id)
             return
-        send_notice(ProvisioningNotice(order_id=result["order_id"], outcome="Activated",
+        send_notice(ProvisioningNotice(order_id=result["order_id"], outcome=ActivationStatus.ACTIVATED,
                                        whmcs_order_id=result["whmcs_order_id"]), self.smtp_conn_id)

@@ -26,11 +26,10 @@ from orderflow.errors import (
 from orderflow.provisioning.order import OrderSnapshot, ProvisioningPlan, query_for
 from orderflow.provisioning.order_lock import AddOrderStamps
 from orderflow.salesforce.records import SaveResult
+from orderflow.statuses import LIVE_ORDER_STATUSES, ActivationStatus, WhmcsOrderStatus
 
 log = logging.getLogger(__name__)
 
-ACTIVATING = "Activating"
-LIVE_ORDER_STATUSES = {"Pending", "Active"}  # Cancelled / Fraud orders don't count as "exists"
 
 
 class SalesforceApi(Protocol):
@@ -54,7 +53,7 @@ class WhmcsOrderRef:
     order_id: str
     service_ids: tuple[str, ...]
     created: bool  # True only when this step called AddOrder
-    status: str = "Pending"
+    status: str = WhmcsOrderStatus.PENDING
 
     def to_dict(self) -> dict:
         return {**asdict(self), "service_ids": list(self.service_ids)}
@@ -77,7 +76,7 @@ def load_order(sf: SalesforceApi, order_id: str) -> OrderSnapshot:
 
 def skip_reason(order: OrderSnapshot) -> str | None:
     """Why this run must not provision (the guard of step 1), or None to go on."""
-    if order.activation_status != ACTIVATING:
+    if order.activation_status != ActivationStatus.ACTIVATING:
         return (
             f"Order {order.order_id} has Activation_Status__c={order.activation_status!r}, not 'Activating': "
             "nothing to provision (already handled, or not approved)"
@@ -287,18 +286,19 @@ class _MarkerWait:
 
 def accept_whmcs_order(whmcs: Any, ref: WhmcsOrderRef) -> WhmcsOrderRef:
     """AcceptOrder with autosetup; "not Pending" on a retry means already accepted: verify it."""
-    if ref.status == "Active":
+    if ref.status == WhmcsOrderStatus.ACTIVE:
         log.info("WHMCS order %s is already Active", ref.order_id)
         return ref
     try:
         whmcs.accept_order(ref.order_id, autosetup=True)
-        return WhmcsOrderRef(ref.order_id, ref.service_ids, ref.created, status="Active")
+        return WhmcsOrderRef(ref.order_id, ref.service_ids, ref.created, status=WhmcsOrderStatus.ACTIVE)
     except WhmcsOrderNotPending as not_pending:
         current = whmcs.get_order(ref.order_id)
         status = getattr(current, "status", None)
-        if status == "Active":
+        if status == WhmcsOrderStatus.ACTIVE:
             log.info("WHMCS order %s was already accepted (an earlier try); continuing", ref.order_id)
-            return WhmcsOrderRef(ref.order_id, _service_ids(current) or ref.service_ids, ref.created, status="Active")
+            return WhmcsOrderRef(ref.order_id, _service_ids(current) or ref.service_ids, ref.created,
+                                 status=WhmcsOrderStatus.ACTIVE)
         raise PermanentError(
             ErrorCode.WHMCS_PROVISIONING_FAILED,
             f"WHMCS order {ref.order_id} cannot be accepted: status is {status or 'unknown'}",
@@ -319,7 +319,7 @@ def write_back(sf: SalesforceApi, order: OrderSnapshot, ref: WhmcsOrderRef) -> N
         {
             "attributes": {"type": "Order"},
             "id": order.order_id,
-            "Activation_Status__c": "Activated",
+            "Activation_Status__c": ActivationStatus.ACTIVATED,
             "WHMCS_Order_ID__c": ref.order_id,
             "Activation_Error_Code__c": None,
             "Activation_Error_Message__c": None,
@@ -356,7 +356,7 @@ def failure_fields(error: BaseException) -> dict:
     else:
         code, message = ErrorCode.PROVISIONING_ERROR.value, f"{type(error).__name__}: {error}"
     return {
-        "Activation_Status__c": "Failed",
+        "Activation_Status__c": ActivationStatus.FAILED,
         "Activation_Error_Code__c": code[:80],
         "Activation_Error_Message__c": safe_message(message),
     }

@@ -19,6 +19,7 @@ from orderflow.provisioning import steps
 from orderflow.provisioning.order import OrderSnapshot, build_plan
 from orderflow.provisioning.order_lock import DEFAULT_TTL_SECONDS, AddOrderStamps, order_lock
 from orderflow.salesforce.soql import InvalidSalesforceId, validate_order_id
+from orderflow.statuses import ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def write_back(order_data: dict, ref_data: dict) -> dict:
     with _call_log("write_back", sf=sf):
         steps.write_back(sf, order, ref)
     log.info("Order %s Activated with WHMCS order %s", order.order_id, ref.order_id)
-    return {"order_id": order.order_id, "whmcs_order_id": ref.order_id, "outcome": "Activated"}
+    return {"order_id": order.order_id, "whmcs_order_id": ref.order_id, "outcome": ActivationStatus.ACTIVATED}
 
 
 def on_final_failure(context: dict) -> None:
@@ -154,7 +155,7 @@ def on_final_failure(context: dict) -> None:
         send_notice(
             ProvisioningNotice(
                 order_id=order_id,
-                outcome="Failed",
+                outcome=ActivationStatus.FAILED,
                 error_code=fields["Activation_Error_Code__c"],
                 error_message=fields["Activation_Error_Message__c"],
             )

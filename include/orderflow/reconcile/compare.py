@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orderflow.errors import ErrorCode
 from orderflow.reconcile import NOT_DRIFT, RECENTLY_CHANGED_MINUTES, SEVERITY, Category
 from orderflow.reconcile.extract import (
     PAYMETHODS_FILE,
@@ -36,12 +37,10 @@ from orderflow.reconcile.extract import (
     WH_ORDERS_FILE,
     WH_SERVICES_FILE,
 )
+from orderflow.statuses import DEAD_ORDER_STATUSES, DRIFT_SERVICE_STATUSES, ActivationStatus, WhmcsOrderStatus
 
 log = logging.getLogger(__name__)
 
-DEAD_ORDER_STATUSES = frozenset({"Cancelled", "Fraud"})  # not "live": a cancelled duplicate is no duplicate
-DRIFT_SERVICE_STATUSES = ("Suspended", "Terminated", "Cancelled")
-PAYMENT_METHOD_MISSING = "PAYMENT_METHOD_MISSING"
 _WH_ACCOUNT_RE = r"^\s*#\s*(\d+)"
 _SF_DATETIME = "dddd-dd-ddTdd:dd:dd.dddZ"  # Salesforce's own form of LastModifiedDate (d: a digit)
 _WHITESPACE = re.compile(r"\s")
@@ -178,8 +177,8 @@ def client_ids(sf_orders: pd.DataFrame) -> pd.Series:
 
 def payment_recovery_clients(sf_orders: pd.DataFrame) -> list[int]:
     """Clients whose orders failed for want of a pay method: the only pay-method lookups needed."""
-    failed = sf_orders[(sf_orders["Activation_Status__c"] == "Failed")
-                       & (sf_orders["Activation_Error_Code__c"] == PAYMENT_METHOD_MISSING)]
+    failed = sf_orders[(sf_orders["Activation_Status__c"] == ActivationStatus.FAILED)
+                       & (sf_orders["Activation_Error_Code__c"] == ErrorCode.PAYMENT_METHOD_MISSING)]
     return sorted({int(c) for c in client_ids(failed).dropna()})
 
 
@@ -258,7 +257,7 @@ def in_flight_candidates(frames: Frames, now: dt.datetime, stuck_minutes: int) -
                                                     Category.MISSING_IN_WHMCS, Category.ORPHAN_IN_WHMCS]),
                          "sf_order_id"])
     o = frames.sf_orders
-    ids |= set(o.loc[o["Activation_Status__c"] == "Activating", "Id"])
+    ids |= set(o.loc[o["Activation_Status__c"] == ActivationStatus.ACTIVATING, "Id"])
     return o.loc[o["Id"].isin(ids), ["Id", "LastModifiedDate"]].reset_index(drop=True)
 
 
@@ -353,12 +352,13 @@ def classify(
         else np.zeros(len(o), dtype=bool)
     in_flight = set(in_flight)
     flying = (_isin(sf_ids, in_flight) if in_flight else np.zeros(len(o), dtype=bool)) | recent
-    behind = (wh_status == "Active") & ((act != "Activated") | (named != eff) | items_missing)
+    behind = (wh_status == WhmcsOrderStatus.ACTIVE) & ((act != ActivationStatus.ACTIVATED) | (named != eff)
+                                                        | items_missing)
     stale = (modified < now_ts - pd.Timedelta(minutes=stuck_minutes)).to_numpy()
-    stuck = (act == "Activating") & stale & (no_wh | (wh_status == "Pending"))
-    recovered = (act == "Failed") & (code == PAYMENT_METHOD_MISSING) & no_wh & has_pm
-    pending = (act == "Activated") & (wh_status == "Pending")
-    sdrift = (act == "Activated") & _isin(eff, _values(services, "orderid")[bad])
+    stuck = (act == ActivationStatus.ACTIVATING) & stale & (no_wh | (wh_status == WhmcsOrderStatus.PENDING))
+    recovered = (act == ActivationStatus.FAILED) & (code == ErrorCode.PAYMENT_METHOD_MISSING) & no_wh & has_pm
+    pending = (act == ActivationStatus.ACTIVATED) & (wh_status == WhmcsOrderStatus.PENDING)
+    sdrift = (act == ActivationStatus.ACTIVATED) & _isin(eff, _values(services, "orderid")[bad])
     masks = [dup, missing, flying, behind, stuck, recovered, pending, sdrift]
     category = np.select(masks, [_CODE[c] for c in _PRECEDENCE], default=_CODE[Category.IN_SYNC])
 
@@ -457,7 +457,8 @@ def _details(v: _Orders, rows: np.ndarray, items: pd.DataFrame, services: pd.Dat
             text = f"WHMCS order {wh_id} is Active; Salesforce has Activation_Status__c={act or 'empty'}, " \
                    f"WHMCS_Order_ID__c={named or 'empty'}, {sum(1 for _, s in pairs if not s)} item(s) without service id"
             if len(pairs) == len(svc_ids) and pairs:
-                records = [{"attributes": {"type": "Order"}, "id": sf_id, "Activation_Status__c": "Activated",
+                records = [{"attributes": {"type": "Order"}, "id": sf_id,
+                            "Activation_Status__c": ActivationStatus.ACTIVATED,
                             "WHMCS_Order_ID__c": wh_id, "Activation_Error_Code__c": None,
                             "Activation_Error_Message__c": None}]
                 records += [{"attributes": {"type": "OrderItem"}, "id": item_id, "WHMCS_Service_ID__c": service_id}

@@ -23,6 +23,7 @@ from orderflow.errors import OrderflowError, WhmcsOrderNotPending, safe_message
 from orderflow.events.drain import RUN_ID_PREFIX, RUN_ID_RE
 from orderflow.reconcile import Category
 from orderflow.reconcile.compare import Counts
+from orderflow.statuses import ActivationStatus
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def repair(
             owner += [row.sf_order_id] * len(recs)
         elif row.category == Category.PAYMENT_RECOVERED:
             records.append({"attributes": {"type": "Order"}, "id": row.sf_order_id,
-                            "Activation_Status__c": "Activating", "Activation_Error_Code__c": None,
+                            "Activation_Status__c": ActivationStatus.ACTIVATING, "Activation_Error_Code__c": None,
                             "Activation_Error_Message__c": None})
             owner.append(row.sf_order_id)
     written_ok: set[str] = set()
