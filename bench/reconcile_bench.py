@@ -43,20 +43,23 @@ PHASES = ("validate_params", "extract_salesforce", "extract_whmcs", "check_pay_m
 
 
 class RssSampler(threading.Thread):
-    """Max RSS per process of this Airflow (matched by its AIRFLOW_HOME), for processes born after start().
+    """Peak RSS of this Airflow's task processes (and of any of its processes), sampled every ``interval``.
 
     demo.sh starts the components in their own sessions, so the launcher's process tree does not
-    hold them; the environment does.
+    hold them; their environment does (AIRFLOW_HOME). Processes that retitle themselves
+    (setproctitle) no longer show that environment, so the sampler walks the process trees below
+    the components it found by environment. Task processes are the executor's workers ("airflow
+    worker -- ...", LocalExecutor and Celery alike) and the task processes they fork.
     """
 
     def __init__(self, airflow_home: str, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.home, self.interval = airflow_home, interval
-        self.before = {p.pid for p in self._ours()}
-        self.peak: dict[int, tuple[int, str]] = {}
+        self.task_peak: tuple[int, str] = (0, "")
+        self.any_peak: tuple[int, str] = (0, "")
         self.stop_event = threading.Event()
 
-    def _ours(self) -> list[psutil.Process]:
+    def _roots(self) -> list[psutil.Process]:
         found = []
         for proc in psutil.process_iter(["pid"]):
             try:
@@ -66,24 +69,39 @@ class RssSampler(threading.Thread):
                 continue
         return found
 
+    def _walk(self, proc: psutil.Process, in_task: bool, seen: set[int]) -> None:
+        if proc.pid in seen:
+            return
+        seen.add(proc.pid)
+        try:
+            rss = proc.memory_info().rss
+            name = " ".join(proc.cmdline()[:4])[:80]
+            children = proc.children()
+        except psutil.Error:
+            return
+        in_task = in_task or name.startswith("airflow worker")
+        if rss > self.any_peak[0]:
+            self.any_peak = (rss, name)
+        if in_task and rss > self.task_peak[0]:
+            self.task_peak = (rss, name)
+        for child in children:
+            self._walk(child, in_task, seen)
+
     def run(self) -> None:
+        roots, last_scan = self._roots(), time.monotonic()
         while not self.stop_event.is_set():
-            for proc in self._ours():
-                if proc.pid in self.before:
-                    continue
-                try:
-                    rss = proc.memory_info().rss
-                    name = " ".join(proc.cmdline()[:4])[:80]
-                except psutil.Error:
-                    continue
-                if rss > self.peak.get(proc.pid, (0, ""))[0]:
-                    self.peak[proc.pid] = (rss, name)
+            if time.monotonic() - last_scan > 10:  # components restarted since (a full scan is costly)
+                roots, last_scan = self._roots(), time.monotonic()
+            seen: set[int] = set()
+            for root in roots:
+                self._walk(root, False, seen)
             time.sleep(self.interval)
 
-    def stop(self) -> tuple[int, str]:
+    def stop(self) -> tuple[tuple[int, str], tuple[int, str]]:
+        """(peak of a task process, peak of any process of this Airflow), each as (bytes, command)."""
         self.stop_event.set()
         self.join(5)
-        return max(self.peak.values(), default=(0, ""))
+        return self.task_peak, self.any_peak
 
 
 def admin(endpoints: dict, system: str, path: str) -> dict:
@@ -158,7 +176,7 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
                 break
             time.sleep(0.5)
         wall = time.monotonic() - started
-        peak_rss, peak_name = sampler.stop()
+        (peak_rss, peak_name), (any_rss, any_name) = sampler.stop()
         sf1, wh1 = counters(endpoints)
         run = api._retry("GET", f"/api/v2/dags/reconcile_orders/dagRuns/{run_id}").json()
         tis = api._retry("GET", f"/api/v2/dags/reconcile_orders/dagRuns/{run_id}/taskInstances?limit=100").json()
@@ -179,7 +197,8 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
         run_seconds = (dt.datetime.fromisoformat(run["end_date"]) - dt.datetime.fromisoformat(run["start_date"])
                        ).total_seconds() if run.get("end_date") and run.get("start_date") else float("nan")
         return {"orders": n, "state": state, "wall_s": wall, "run_s": run_seconds, "phases": phases,
-                "peak_rss": peak_rss, "peak_proc": peak_name, "sf_calls": sf1 - sf0, "wh_calls": wh1 - wh0,
+                "peak_rss": peak_rss, "peak_proc": peak_name,
+                "any_rss": any_rss, "any_proc": any_name, "sf_calls": sf1 - sf0, "wh_calls": wh1 - wh0,
                 "summary": summary, "expected": len(expected), "matched": matched, "anchor": anchor(folder)}
     finally:
         os.killpg(launcher.pid, signal.SIGTERM)
@@ -197,6 +216,7 @@ def show(r: dict) -> None:
     print(f"  end to end (trigger->done) {r['wall_s']:.1f} s   (run start->end {r['run_s']:.1f} s)")
     print("  per phase (task duration)  " + ", ".join(f"{p} {r['phases'][p]:.1f}s" for p in PHASES if p in r["phases"]))
     print(f"  peak RSS of a task process {r['peak_rss'] / 2**20:.0f} MiB  ({r['peak_proc']})")
+    print(f"  peak RSS of any process    {r['any_rss'] / 2**20:.0f} MiB  ({r['any_proc']})")
     budget = 60 + -(-repairs["applied"] // 200)
     print(f"  API calls                  Salesforce {r['sf_calls']} (budget {budget}), WHMCS {r['wh_calls']}")
     print(f"  rows extracted             {s['rows']}")

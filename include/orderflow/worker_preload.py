@@ -17,6 +17,7 @@ Anything that fails here is logged and skipped; a cold task process then pays th
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import time
@@ -26,18 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def dag_files(folder: Path) -> list[Path]:
-    """The DAG files Airflow's safe mode would parse: Python files mentioning both "airflow" and "dag"."""
-    found = []
-    for path in sorted(folder.rglob("*.py")):
-        if any(part.startswith((".", "__")) for part in path.relative_to(folder).parts):
-            continue
-        try:
-            text = path.read_text(errors="ignore").lower()
-        except OSError:
-            continue
-        if "airflow" in text and "dag" in text:
-            found.append(path)
-    return found
+    """The files Airflow's DAG processor would parse: its own finder (``.airflowignore``, safe mode)."""
+    from airflow.utils.file import list_py_file_paths
+
+    return sorted(Path(p) for p in list_py_file_paths(folder))
 
 
 def warm(folder: Path) -> list[str]:

@@ -18,13 +18,13 @@ def test_warm_executes_dag_files_once_and_skips_broken_and_unrelated_files(tmp_p
     marks.mkdir()
     dags = tmp_path / "dags"
     (dags / "nested").mkdir(parents=True)
-    (dags / "__pycache__").mkdir()
     mark = "from pathlib import Path\nPath({!r}, {!r}).touch()\n"
     (dags / "good.py").write_text("# an airflow dag\n" + mark.format(str(marks), "good"))
     (dags / "nested" / "deep.py").write_text("# airflow DAG, one folder down\n" + mark.format(str(marks), "deep"))
     (dags / "broken.py").write_text("# airflow dag\nraise RuntimeError('a broken DAG file')\n")
     (dags / "helper.py").write_text("# no DAG words here\n" + mark.format(str(marks), "helper"))
-    (dags / "__pycache__" / "stale.py").write_text("# airflow dag\n" + mark.format(str(marks), "stale"))
+    (dags / "ignored.py").write_text("# airflow dag\n" + mark.format(str(marks), "ignored"))
+    (dags / ".airflowignore").write_text("ignored.py\n")  # Airflow 3: glob syntax by default
 
     warmed = worker_preload.warm(dags)
 
