@@ -168,7 +168,9 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
         sampler.start()
         run_id = f"bench__{n}__{int(time.time())}"
         started = time.monotonic()
-        api.trigger("reconcile_orders", run_id, {})
+        # Three repairable categories; past the default 500 (300k orders at 1 %) ops raise the brake for the run.
+        max_repairs = max(500, 3 * per_category + 100)
+        api.trigger("reconcile_orders", run_id, {"max_repairs": max_repairs})
         state = "queued"
         while time.monotonic() - started < timeout:
             state = api._retry("GET", f"/api/v2/dags/reconcile_orders/dagRuns/{run_id}").json().get("state")
@@ -199,7 +201,7 @@ def bench_one(n: int, port: int, smtp_port: int, drift_pct: float, timeout: floa
         return {"orders": n, "state": state, "wall_s": wall, "run_s": run_seconds, "phases": phases,
                 "peak_rss": peak_rss, "peak_proc": peak_name,
                 "any_rss": any_rss, "any_proc": any_name, "sf_calls": sf1 - sf0, "wh_calls": wh1 - wh0,
-                "summary": summary, "expected": len(expected), "matched": matched, "anchor": anchor(folder)}
+                "summary": summary, "max_repairs": max_repairs, "expected": len(expected), "matched": matched, "anchor": anchor(folder)}
     finally:
         os.killpg(launcher.pid, signal.SIGTERM)
         try:
@@ -221,7 +223,8 @@ def show(r: dict) -> None:
     print(f"  API calls                  Salesforce {r['sf_calls']} (budget {budget}), WHMCS {r['wh_calls']}")
     print(f"  rows extracted             {s['rows']}")
     print(f"  counts                     {s['counts']}")
-    print(f"  repairs                    {repairs}; brake {'TRIPPED' if s['brake']['tripped'] else 'ok'}")
+    print(f"  repairs                    {repairs}; brake {'TRIPPED' if s['brake']['tripped'] else 'ok'} "
+          f"(max_repairs {r['max_repairs']})")
     a = r["anchor"]
     print(f"  anchor, same frames        our classify {a['ours_s']:.2f} s vs datacompy PandasCompare "
           f"{a['datacompy_s']:.2f} s ({a['rows'][0]} x {a['rows'][1]} rows; ratio {a['ours_s'] / a['datacompy_s']:.2f})")

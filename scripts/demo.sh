@@ -122,6 +122,19 @@ start() {  # start NAME CMD... in its own process group, logging to $AIRFLOW_HOM
   PIDS+=("$!")
 }
 
+wait_for() {  # wait_for URL SECONDS WHAT LOG: until URL answers 2xx, else show LOG's tail and exit 1
+  local url=$1 seconds=$2 what=$3 log=$4
+  for _ in $(seq 1 "$seconds"); do curl -fsS "$url" >/dev/null 2>&1 && return 0; sleep 1; done
+  curl -fsS "$url" >/dev/null || { echo "$what did not come up ($url)"; tail -50 "$log"; exit 1; }
+}
+
+port_free() {  # port_free PORT WHAT: an earlier instance still listening would answer for this one
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "demo: port $1 ($2) is already in use: stop what listens there (an earlier make demo?) or set AIRFLOW_PORT"
+    exit 1
+  fi
+}
+
 run_driver() {  # run a driver in the background and wait, so Ctrl-C/TERM reach the cleanup at once
   "$@" &
   local pid=$!
@@ -140,6 +153,8 @@ if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.a
 fi
 
 # 2. Airflow: standalone (embedded default), or each component on its own (distributed shape).
+port_free "$AIRFLOW_PORT" "Airflow's API server"
+[[ -n "${DEMO_EXECUTION_API_PORT:-}" ]] && port_free "$DEMO_EXECUTION_API_PORT" "the execution API server"
 airflow db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || { cat "$AIRFLOW_HOME/db-migrate.log"; exit 1; }
 bash scripts/setup-airflow.sh
 export DEMO_SHAPE="$SHAPE"
@@ -147,18 +162,10 @@ rm -f "$AIRFLOW_HOME"/run/*.pid
 bash scripts/airflow-components.sh start
 if [[ "$SHAPE" == "distributed" ]]; then LOGFILE="$AIRFLOW_HOME/scheduler.log"; else LOGFILE="$AIRFLOW_HOME/airflow.log"; fi
 echo "demo: waiting for Airflow on http://localhost:$AIRFLOW_PORT ..."
-for _ in $(seq 1 180); do
-  curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1 && break
-  sleep 1
-done
-curl -fsS "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null || { echo "Airflow did not come up"; tail -50 "$LOGFILE"; exit 1; }
+wait_for "http://localhost:$AIRFLOW_PORT/api/v2/monitor/health" 180 "Airflow" "$LOGFILE"
 if [[ -n "${DEMO_EXECUTION_API_PORT:-}" ]]; then
-  for _ in $(seq 1 60); do
-    curl -fsS "http://localhost:$DEMO_EXECUTION_API_PORT/execution/health" >/dev/null 2>&1 && break
-    sleep 1
-  done
-  curl -fsS "http://localhost:$DEMO_EXECUTION_API_PORT/execution/health" >/dev/null \
-    || { echo "the execution API server did not come up"; tail -50 "$AIRFLOW_HOME/execution-api.log"; exit 1; }
+  wait_for "http://localhost:$DEMO_EXECUTION_API_PORT/execution/health" 60 "the execution API server" \
+    "$AIRFLOW_HOME/execution-api.log"
 fi
 cat <<MSG
 

@@ -51,7 +51,10 @@ WHMCS_WORKERS = 3
 # 100k-order jobs end; 1.0 (every 2.1 s from 8.6 s) answered long jobs sooner but spent the call budget on polls
 # (58 bulk calls for 300k orders on a loaded machine, against 41-48 with 0.5).
 BULK_POLL_SECONDS = 0.5
-MAX_PAYMETHOD_LOOKUPS = 2_000
+# One GetPayMethods per client with an order Failed for PAYMENT_METHOD_MISSING (WHMCS has no bulk form), three in
+# flight: ~3,000 clients take ~15 s. The cap only guards against a runaway list; 2,000 was met by a 300k-order
+# history (1 % such failures), where the unchecked clients' recoveries went unseen (bench/reconcile_bench.py).
+MAX_PAYMETHOD_LOOKUPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -252,8 +255,8 @@ def extract_pay_methods(wh_client: Any, folder: Any, client_ids: Iterable[int],
     calls_before = wh_client.total_calls
     ids = sorted(set(client_ids))
     if len(ids) > limit:
-        log.warning("%d clients to check for a pay method; checking the first %d (the rest count as none)",
-                    len(ids), limit)
+        log.warning("%d clients to check for a pay method; checking the first %d: the orders of the other %d "
+                    "stay Failed this run (their recovery is not seen)", len(ids), limit, len(ids) - limit)
         ids = ids[:limit]
     result = ExtractResult("whmcs")
     target = folder / PAYMETHODS_FILE
