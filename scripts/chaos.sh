@@ -11,11 +11,8 @@
 #   ORDERFLOW_MAX_RETRY_DELAY_SECONDS); the sensor waits 30 s per run and sweeps orders Activating > 1 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work="$(mktemp -d -t orderflow-chaos.XXXXXX)"
-keep="${CHAOS_KEEP:-0}"
-trap '[[ $keep == 1 ]] && echo "chaos: kept $work" || rm -rf "$work"' EXIT
-shape="${CHAOS_SHAPE:-embedded}"
-if [[ "$shape" == "distributed" ]]; then port="${CHAOS_PORT:-8094}"; smtp=8034; else port="${CHAOS_PORT:-8098}"; smtp=8030; fi
+source scripts/demo-profile.sh
+profile_init chaos "${CHAOS_KEEP:-0}" "${CHAOS_SHAPE:-embedded}" 8098 8030 8094 8034 "${CHAOS_PORT:-}"
 export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-30}"
 export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL=5
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-15}"
@@ -27,11 +24,4 @@ export ORDERFLOW_EVENT_WAIT_SECONDS="${ORDERFLOW_EVENT_WAIT_SECONDS:-30}"
 export ORDERFLOW_SWEEP_MINUTES="${ORDERFLOW_SWEEP_MINUTES:-1}"
 export ORDERFLOW_REPORTS_URL="file://$work/reports"
 export CHAOS_REPORTS="$work/reports"
-rc=0
-DEMO_CHAOS=1 DEMO_SHAPE="$shape" DEMO_PG_DB=orderflow_chaos DEMO_REDIS_DB=10 AIRFLOW_PORT="$port" DEMO_SMTP_PORT="$smtp" \
-  AIRFLOW_HOME="$work/airflow" SANDBOX_DIR="$work/sandbox" bash scripts/demo.sh || rc=$?
-if [[ $rc != 0 ]]; then
-  echo "chaos failed (exit $rc); last lines of the component logs:"
-  for log in "$work"/airflow/*.log; do echo "== $log"; tail -n 25 "$log"; done
-fi
-exit $rc
+profile_run DEMO_CHAOS=1 DEMO_PG_DB=orderflow_chaos DEMO_REDIS_DB=10

@@ -6,18 +6,8 @@
 # several sensor runs and sweeps fit in the window; everything else is the demo's configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work="$(mktemp -d -t orderflow-soak.XXXXXX)"
-keep="${SOAK_KEEP:-0}"
-trap '[[ $keep == 1 ]] && echo "soak: kept $work" || rm -rf "$work"' EXIT
-shape="${SOAK_SHAPE:-embedded}"
-if [[ "$shape" == "distributed" ]]; then port="${SOAK_PORT:-8092}"; smtp=8032; else port="${SOAK_PORT:-8091}"; smtp=8031; fi
+source scripts/demo-profile.sh
+profile_init soak "${SOAK_KEEP:-0}" "${SOAK_SHAPE:-embedded}" 8091 8031 8092 8032 "${SOAK_PORT:-}"
 export ORDERFLOW_EVENT_WAIT_SECONDS="${ORDERFLOW_EVENT_WAIT_SECONDS:-30}"
 export ORDERFLOW_SWEEP_MINUTES="${ORDERFLOW_SWEEP_MINUTES:-1}"
-rc=0
-DEMO_SOAK=1 DEMO_SHAPE="$shape" DEMO_PG_DB=orderflow_soak DEMO_REDIS_DB=8 AIRFLOW_PORT="$port" DEMO_SMTP_PORT="$smtp" \
-  AIRFLOW_HOME="$work/airflow" SANDBOX_DIR="$work/sandbox" bash scripts/demo.sh || rc=$?
-if [[ $rc != 0 ]]; then
-  echo "soak failed (exit $rc); last lines of the component logs:"
-  for log in "$work"/airflow/*.log; do echo "== $log"; tail -n 25 "$log"; done
-fi
-exit $rc
+profile_run DEMO_SOAK=1 DEMO_PG_DB=orderflow_soak DEMO_REDIS_DB=8
