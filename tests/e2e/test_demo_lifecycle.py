@@ -87,13 +87,19 @@ def _demo_processes(shell_pid: int, run_dir: Path) -> list[psutil.Process]:
     return list(found.values())
 
 
+def _interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_through_tee_still_stops_everything(tmp_path):
     port, log = 8099, tmp_path / "demo.log"
     env = _env(tmp_path, AIRFLOW_PORT=str(port), DEMO_SMTP_PORT="8033", DEMO_TRAFFIC="off",
                AIRFLOW_HOME=str(tmp_path / "airflow"), SANDBOX_DIR=str(tmp_path / "sandbox"))
     # As a terminal runs `make demo 2>&1 | tee demo.log`: the pipeline is one process group.
+    # A terminal's shell has Ctrl-C at its default; a runner started in the background (`cmd &` in a
+    # script) passes SIGINT down as ignored, and then neither tee nor the demo's trap could see it.
     shell = subprocess.Popen(["bash", "-c", f"bash scripts/demo.sh 2>&1 | tee {log}"], cwd=REPO, env=env,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_interruptible)
     try:
         _wait_for(lambda: log.exists() and "demo: running" in log.read_text(), 300, "the demo to come up")
         assert _port_open(port)
