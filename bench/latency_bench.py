@@ -11,8 +11,11 @@ Airflow instance, one after the other:
   singles  10 single approvals one after another: approval -> Activated, each at idle
   burst    N approvals in one collection call: approval -> all settled, the first Activated,
            duplicate runs, duplicate WHMCS orders, run-start task instances per sensor run
+  floor    N noop_chain runs again (--no-floor-after skips it): this 2-core VM's speed drifts by up
+           to half between runs, and a floor on each side of the burst shows it
 
-and prints each goal of issue 11 next to its target and the ratio to the floor.
+and prints each goal of issue 11 next to its target and the ratio to the floor (the mean of the two),
+then the CPU seconds each component spent per no-op run and per order (bench/cpu_ledger.py).
 
     .venv/bin/python bench/latency_bench.py [--shape embedded|distributed] [--burst 200] [--singles 10]
 """
@@ -33,6 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "sandbox"))
 sys.path.insert(0, str(REPO / "tests" / "soak"))
+from cpu_ledger import CpuLedger, render  # noqa: E402  (bench/cpu_ledger.py)
 from system import start_demo, stop_demo, wait_healthy  # noqa: E402  (bench/system.py, next to this file)
 
 NOOP_DAG = '''"""noop_chain: the latency bench's floor (6 no-op tasks in a chain, provision_order's limits)."""
@@ -65,8 +69,10 @@ def epoch(value: str | None) -> float:
 
 
 class Bench:
-    def __init__(self, api, endpoints: dict, data_dir: Path, shape: str) -> None:
+    def __init__(self, api, endpoints: dict, data_dir: Path, shape: str, ledger: CpuLedger) -> None:
         self.api, self.endpoints, self.data_dir, self.shape = api, endpoints, data_dir, shape
+        self.ledger = ledger
+        self.cpu: dict[str, dict[str, float]] = {}
         from orderflow_sandbox.connections import salesforce_client
 
         self.sf = salesforce_client(endpoints)
@@ -113,14 +119,21 @@ class Bench:
         return t0
 
     # ------------------------------------------------------------------ phases
-    def floor(self, n: int, singles: int, timeout: float) -> dict:
+    def floor_singles(self, singles: int, timeout: float) -> list[float]:
         one = []
         for i in range(singles):
             t0 = time.time()
             self.api.trigger("noop_chain", f"single{i}_floor", {})
             self._wait_noop(f"single{i}_", 1, t0 + timeout)
             one.append(time.time() - t0)
-        run_ids = [f"burst_floor_{i:04d}" for i in range(n)]
+        return one
+
+    def floor(self, n: int, label: str, timeout: float) -> dict:
+        """N noop_chain runs started at once (run ids ``<label>_floor_NNNN``): trigger -> all done."""
+        self.idle()
+        time.sleep(2.0)
+        run_ids = [f"{label}_floor_{i:04d}" for i in range(n)]
+        cpu0 = self.ledger.mark()
         t0 = time.time()
         # Started the way start_event_runs starts provision_order runs (same client, retries, concurrency:
         # one request at a time on SQLite, four on PostgreSQL), so the floor pays what the pipeline pays.
@@ -131,11 +144,10 @@ class Bench:
         report = starter.start_runs("noop_chain", [{"trigger_run_id": r, "conf": {}} for r in run_ids])
         if not report.ok:
             raise SystemExit(f"floor: runs not started: {report.summary()}")
-        self.floor_start_seconds = report.seconds
-        self._wait_noop("burst_floor_", n, t0 + timeout)
+        self._wait_noop(f"{label}_floor_", n, t0 + timeout)
+        self.cpu[f"floor {label}"] = self.ledger.diff(cpu0, self.ledger.mark())
         ends = [epoch(r["end_date"]) for r in self.runs("noop_chain", since=t0) if r["dag_run_id"] in set(run_ids)]
-        return {"single_p50": statistics.median(one), "singles": one, "burst_seconds": max(ends) - t0,
-                "start_seconds": self.floor_start_seconds,
+        return {"burst_seconds": max(ends) - t0, "start_seconds": report.seconds,
                 "runs_per_minute": n / (max(ends) - t0) * 60}
 
     def _wait_noop(self, prefix: str, count: int, deadline: float) -> None:
@@ -164,8 +176,10 @@ class Bench:
 
         self.idle()
         time.sleep(2.0)
+        cpu0 = self.ledger.mark()
         t0 = self.approve(order_ids)
         done = self.settled(order_ids, t0 + timeout)
+        self.cpu["burst"] = self.ledger.diff(cpu0, self.ledger.mark())
         activated = [t - t0 for t, status in done.values() if status == "Activated"]
         runs: dict[str, int] = {}
         for run in self.runs("provision_order", since=t0 - 1):
@@ -215,7 +229,7 @@ def start_system(args: argparse.Namespace, tmp: Path) -> subprocess.Popen:
         "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
         "ORDERFLOW_SWEEP_MINUTES": "30",  # the bench measures the event path; nothing is lost here
     }
-    env.pop("ORDERFLOW_NOTIFY_EMAIL", None)
+    env["DEMO_MAIL"] = "1" if args.mail == "on" else "0"  # the activation mail (write_back's callback)
     return start_demo(env, tmp)
 
 
@@ -232,6 +246,10 @@ def main() -> int:
     parser.add_argument("--parallelism", type=int, default=6)
     parser.add_argument("--port", type=int, default=8086)
     parser.add_argument("--timeout", type=float, default=1200)
+    parser.add_argument("--mail", choices=["on", "off"], default="on",
+                        help="the activation mail to the SMTP sink, as make demo sends it (off: production's default)")
+    parser.add_argument("--no-floor-after", dest="floor_after", action="store_false",
+                        help="measure the floor before the burst only (default: before and after, ratio to the mean)")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away folders")
     args = parser.parse_args()
 
@@ -241,7 +259,8 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the system it started
     tmp = Path(tempfile.mkdtemp(prefix="orderflow-latency."))
-    print(f"latency bench: {args.shape} shape, parallelism {args.parallelism}, in {tmp}", flush=True)
+    print(f"latency bench: {args.shape} shape, parallelism {args.parallelism}, activation mail {args.mail}, in {tmp}",
+          flush=True)
     launcher = start_system(args, tmp)
     try:
         wait_healthy(args.port, launcher, tmp)
@@ -254,42 +273,58 @@ def main() -> int:
         good = sorted(o for o, e in summary["expected"].items() if e == "Activated")
         if len(good) < need:
             raise SystemExit(f"only {len(good)} good orders seeded, need {need}")
-        bench = Bench(api, endpoints, tmp / "sandbox", args.shape)
+        bench = Bench(api, endpoints, tmp / "sandbox", args.shape, CpuLedger(str(tmp / "airflow"),
+                                                                                 args.port + 100))
         time.sleep(20)  # the sensor's first run reaches its deferred wait, as in production
 
         print(f"floor: 5 single noop_chain runs, then {args.burst} at once ...", flush=True)
-        floor = bench.floor(args.burst, 5, args.timeout)
-        print(f"  one run {floor['single_p50']:.1f} s (p50), {args.burst} runs {floor['burst_seconds']:.1f} s", flush=True)
+        floor_singles = bench.floor_singles(5, args.timeout)
+        floors = [bench.floor(args.burst, "before", args.timeout)]
+        print(f"  one run {statistics.median(floor_singles):.1f} s (p50), {args.burst} runs "
+              f"{floors[0]['burst_seconds']:.1f} s", flush=True)
         print(f"singles: {args.singles} approvals one after another ...", flush=True)
         singles = bench.singles(good[:args.singles], timeout=180)
         print("  " + ", ".join(f"{s:.1f}" for s in singles), flush=True)
         print(f"burst: {args.burst} approvals at once ...", flush=True)
         burst = bench.burst(good[args.singles:need], args.timeout)
+        print(f"  all settled in {burst['all_settled_seconds']:.1f} s", flush=True)
+        if args.floor_after:
+            # The same floor again: a machine that got slower or faster during the run shows as two floors apart.
+            print(f"floor again: {args.burst} noop_chain runs at once ...", flush=True)
+            floors.append(bench.floor(args.burst, "after", args.timeout))
+            print(f"  {floors[1]['burst_seconds']:.1f} s", flush=True)
     finally:
         stop_demo(launcher)
 
     n = args.burst
+    single_floor = statistics.median(floor_singles)
     single_p50 = statistics.median(singles)
-    ratio = burst["all_settled_seconds"] / floor["burst_seconds"]
-    print(f"\nlatency benchmark: {args.shape} shape, parallelism {args.parallelism}, 2 cores, "
+    floor_seconds = statistics.mean(f["burst_seconds"] for f in floors)
+    ratio = burst["all_settled_seconds"] / floor_seconds
+    print(f"\nlatency benchmark: {args.shape} shape, parallelism {args.parallelism}, mail {args.mail}, 2 cores, "
           f"{os.cpu_count()} CPUs seen, load {os.getloadavg()[0]:.1f}")
     print(f"{'goal':44}{'figure':>14}{'target':>16}{'vs floor':>14}")
     print(line(f"single approval -> Activated, p50 of {len(singles)}", f"{single_p50:.1f} s", "<= 8 s",
-               f"{single_p50 / floor['single_p50']:.2f}x", single_p50 <= 8))
+               f"{single_p50 / single_floor:.2f}x", single_p50 <= 8))
     print(line(f"{n} approvals -> all settled", f"{burst['all_settled_seconds']:.1f} s",
-               f"<= {0.85 * floor['burst_seconds']:.1f} s", f"{ratio:.2f}x", ratio <= 0.85))
+               f"<= {0.85 * floor_seconds:.1f} s", f"{ratio:.2f}x", ratio <= 0.85))
     print(line("  first order Activated after the burst", f"{burst['first_activated']:.1f} s", "<= 15 s", "",
                burst["first_activated"] <= 15))
     print(line("  duplicate runs / duplicate WHMCS orders", f"{burst['duplicate_runs']} / {burst['duplicate_whmcs']}",
                "0 / 0", "", burst["duplicate_runs"] == 0 and burst["duplicate_whmcs"] == 0))
     print(line("  run-start task instances for the burst", f"{burst['start_task_instances']}",
                f"O(1), not {n}", "", burst["start_task_instances"] < max(10, n // 10)))
-    print(f"\nfloor (noop_chain, 6 tasks): one run {floor['single_p50']:.1f} s p50 "
-          f"({', '.join(f'{s:.1f}' for s in floor['singles'])}); {n} runs in {floor['burst_seconds']:.1f} s "
-          f"({floor['runs_per_minute']:.0f} runs/min; starting them took {floor['start_seconds']:.1f} s)")
+    shown = " and ".join(f"{f['burst_seconds']:.1f} s ({f['runs_per_minute']:.0f} runs/min, started in "
+                         f"{f['start_seconds']:.1f} s)" for f in floors)
+    print(f"\nfloor (noop_chain, 6 tasks): one run {single_floor:.1f} s p50 "
+          f"({', '.join(f'{s:.1f}' for s in floor_singles)}); {n} runs {'before and after the burst: ' if len(floors) > 1 else ''}"
+          f"{shown}; the ratio is against {'their mean' if len(floors) > 1 else 'it'}, {floor_seconds:.1f} s")
     print(f"singles (s): {', '.join(f'{s:.1f}' for s in singles)}")
     print(f"burst: settled {burst['settled']}/{n} (Failed {burst['failed']}), approval -> Activated p50 "
           f"{burst['p50']:.1f} s p95 {burst['p95']:.1f} s; {burst['orders_with_run']} orders got a run")
+    print(f"\nCPU by component (per run of {n} no-op runs, per order of the burst; the bench's own polling excluded):")
+    spans = [(title, cpu, n) for title, cpu in bench.cpu.items()]
+    print("\n".join(render(spans)))
     if args.keep:
         print(f"kept {tmp}")
     ok = burst["settled"] == n and burst["duplicate_runs"] == 0 and burst["duplicate_whmcs"] == 0

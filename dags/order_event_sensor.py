@@ -56,27 +56,28 @@ default_args = {
 def order_event_sensor():
     wait = OrderEventSensor(task_id="wait_for_events", replay="{{ params.replay }}")
 
-    @task(execution_timeout=timedelta(minutes=10))
+    # multiple_outputs=False: one XCom per result, not one more per key (inferred from "-> dict").
+    @task(multiple_outputs=False, execution_timeout=timedelta(minutes=10))
     def drain_events(wait_result: dict) -> dict:
         from orderflow.events import tasks
 
         return tasks.drain_events(wait_result)
 
     # One task starts the whole batch's runs (Airflow's REST API, connection orderflow_airflow_api).
-    @task(execution_timeout=timedelta(minutes=10))
+    @task(multiple_outputs=False, execution_timeout=timedelta(minutes=10))
     def start_event_runs(drained: dict) -> dict:
         from orderflow.events import tasks
 
         return tasks.start_event_runs(drained)
 
     # Beside the event runs' start, not in front of it: an event never waits for the sweep's query.
-    @task(pool=settings.SALESFORCE_POOL, execution_timeout=timedelta(minutes=5))
+    @task(multiple_outputs=False, pool=settings.SALESFORCE_POOL, execution_timeout=timedelta(minutes=5))
     def sweep_stuck_orders(drained: dict, params: dict | None = None, ti=None) -> dict:
         from orderflow.events import tasks
 
         return tasks.sweep(drained, params["sweep_minutes"], ti)
 
-    @task
+    @task(multiple_outputs=False)
     def advance_checkpoint(drained: dict) -> dict:
         from orderflow.events import tasks
 

@@ -64,7 +64,10 @@ default_args = {
     doc_md=__doc__,
 )
 def provision_order():
-    @task(pool=settings.SALESFORCE_POOL)
+    # multiple_outputs=False: a task annotated "-> dict" would otherwise also push every key of its result
+    # as an XCom of its own (Airflow infers it from the annotation): 25 XCom writes an order instead of 5,
+    # each a request to the execution API (bench/latency_bench.py's CPU table).
+    @task(multiple_outputs=False, pool=settings.SALESFORCE_POOL)
     def load_order(params: dict | None = None) -> dict:
         return tasks.load_and_validate(params["order_id"])
 
@@ -72,16 +75,16 @@ def provision_order():
     def check_payment_method(order: dict) -> str:
         return tasks.check_payment_method(order)
 
-    @task(pool=settings.WHMCS_POOL)
+    @task(multiple_outputs=False, pool=settings.WHMCS_POOL)
     def find_or_create_whmcs_order(order: dict, paymentmethod: str) -> dict:
         return tasks.find_or_create_order(order, paymentmethod)
 
-    @task(pool=settings.WHMCS_POOL)
+    @task(multiple_outputs=False, pool=settings.WHMCS_POOL)
     def accept_whmcs_order(ref: dict) -> dict:
         return tasks.accept_order(ref)
 
     # The "activated" mail is write_back's success callback, not a task: one task start less per order.
-    @task(pool=settings.SALESFORCE_POOL, on_success_callback=ActivationNotifier())
+    @task(multiple_outputs=False, pool=settings.SALESFORCE_POOL, on_success_callback=ActivationNotifier())
     def write_back(order: dict, ref: dict) -> dict:
         return tasks.write_back(order, ref)
 

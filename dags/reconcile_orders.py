@@ -66,31 +66,32 @@ default_args = {
     doc_md=__doc__,
 )
 def reconcile_orders():
-    @task(retries=0)
+    # multiple_outputs=False: one XCom per result, not one more per key (inferred from "-> dict").
+    @task(multiple_outputs=False, retries=0)
     def validate_params(params: dict | None = None) -> dict:
         from orderflow.reconcile import tasks
 
         return tasks.validate_params(params)
 
-    @task(pool=settings.SALESFORCE_POOL)
+    @task(multiple_outputs=False, pool=settings.SALESFORCE_POOL)
     def extract_salesforce(checked: dict, run_id: str | None = None) -> dict:
         from orderflow.reconcile import tasks
 
         return tasks.extract_salesforce(checked, run_id)
 
-    @task(pool=settings.WHMCS_POOL)
+    @task(multiple_outputs=False, pool=settings.WHMCS_POOL)
     def extract_whmcs(checked: dict, run_id: str | None = None) -> dict:
         from orderflow.reconcile import tasks
 
         return tasks.extract_whmcs(checked, run_id)
 
-    @task(pool=settings.WHMCS_POOL)
+    @task(multiple_outputs=False, pool=settings.WHMCS_POOL)
     def check_pay_methods(sf_extract: dict, run_id: str | None = None) -> dict:
         from orderflow.reconcile import tasks
 
         return tasks.check_pay_methods(run_id)
 
-    @task
+    @task(multiple_outputs=False)
     def compare(checked: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, run_id: str | None = None,
                 ti=None) -> dict:
         from orderflow.reconcile import tasks
@@ -108,13 +109,13 @@ def reconcile_orders():
         return outcome["specs"]
 
     # One task starts every repair's run (the sensor's path: Airflow's REST API; existing run ids skipped).
-    @task
+    @task(multiple_outputs=False)
     def start_provisioning(specs: list[dict]) -> dict:
         from orderflow.provision_runs import start_provision_runs
 
         return start_provision_runs(specs)
 
-    @task(outlets=[REPORT_ASSET], trigger_rule=TriggerRule.ALL_DONE, retries=1)
+    @task(multiple_outputs=False, outlets=[REPORT_ASSET], trigger_rule=TriggerRule.ALL_DONE, retries=1)
     def write_report(checked: dict, sf_extract: dict, wh_extract: dict, pay_methods: dict, comparison: dict,
                      run_id: str | None = None, ti=None, outlet_events=None) -> dict:
         from orderflow.reconcile import tasks
@@ -128,7 +129,7 @@ def reconcile_orders():
                                              "counts": summary["counts"], "ok": summary["ok"]}
         return result
 
-    @task(retries=0)
+    @task(multiple_outputs=False, retries=0)
     def check_outcome(result: dict) -> dict:
         from orderflow.reconcile import tasks
 

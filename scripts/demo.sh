@@ -60,15 +60,16 @@ else
   export DEMO_EXECUTION_API_PORT="${DEMO_EXECUTION_API_PORT:-$((AIRFLOW_PORT + 100))}"
 fi
 # Task processes fork from workers that executed the DAG files once (orderflow/worker_preload.py): a cold
-# task process spends ~0.25 s importing what its DAG file needs. DEMO_PRELOAD=0 turns it off (for the bench).
-if [[ "${DEMO_PRELOAD:-1}" == "1" ]]; then
-  if [[ "$SHAPE" == "distributed" ]]; then
-    export AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=orderflow.celery_config.CELERY_CONFIG
-  else
-    export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
-    export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=orderflow.worker_preload
-  fi
+# task process spends ~0.25 s importing what its DAG file needs. The same module makes the workers' task
+# supervisors notice a finished task at once (orderflow/task_exit_wait.py: Airflow 3.3.2 can sleep 5 s there).
+# DEMO_PRELOAD=0 leaves the DAG files cold (for the bench's A/B); the exit wait stays.
+if [[ "$SHAPE" == "distributed" ]]; then
+  export AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=orderflow.celery_config.CELERY_CONFIG
+else
+  export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+  export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=orderflow.worker_preload
 fi
+[[ "${DEMO_PRELOAD:-1}" == "1" ]] || export ORDERFLOW_WORKER_WARM=0
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
 export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=15
@@ -149,6 +150,8 @@ if python -c "import orderflow_sandbox.salesforce.org, orderflow_sandbox.whmcs.a
   [[ -f "$SANDBOX_DIR/endpoints.json" ]] || { echo "sandbox did not start"; cat "$AIRFLOW_HOME/sandbox.log"; exit 1; }
   # Connections and pools for the sandbox, as environment variables the Airflow processes inherit.
   eval "$(python -m orderflow_sandbox.demo env --endpoints "$SANDBOX_DIR/endpoints.json" --smtp-port "${DEMO_SMTP_PORT:-8025}")"
+  # The demo mails each activation to the local SMTP sink; DEMO_MAIL=0 leaves it off, as in production by default.
+  [[ "${DEMO_MAIL:-1}" == "1" ]] || unset ORDERFLOW_NOTIFY_EMAIL
   start smtp python -m orderflow_sandbox.demo smtp-sink --port "${DEMO_SMTP_PORT:-8025}" --maildir "$AIRFLOW_HOME/mail"
 fi
 

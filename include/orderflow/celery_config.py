@@ -3,7 +3,8 @@
 Set ``[celery] celery_config_options = orderflow.celery_config.CELERY_CONFIG``. When an ``airflow
 celery worker`` starts, ``worker_init`` fires in its main process before the prefork pool exists;
 importing ``orderflow.worker_preload`` there means every pool process, and every task process the
-pool forks, starts with the DAG files' imports done (see that module for the figures).
+pool forks, starts with the DAG files' imports done (see that module for the figures), and every task
+supervisor the pool runs has ``orderflow.task_exit_wait`` installed.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ ORDERFLOW_WAIT_ENDS_IN_TRIGGERER   1                                  call    0:
 ORDERFLOW_RECONCILE_TIMEZONE       UTC                                call    IANA zone of reconcile_orders' 02:00
 ORDERFLOW_REPORTS_URL              file:///tmp/orderflow-reports      call    fsspec base of reconcile/<run id>/ folders
 ORDERFLOW_README                   (the checkout's)                   call    the README the console's runbook is from
+ORDERFLOW_WORKER_WARM              1                                  call    0: workers skip executing the DAG files
 AIRFLOW_HOME (Airflow's)           ~/airflow                          call    .orderflow/ in it: locks, token cache
 
 Fixed here, not read from the environment: the connection ids (``SALESFORCE_CONN_ID``, ``WHMCS_CONN_ID``,
@@ -105,6 +106,12 @@ def addorder_settle_seconds() -> float:
 def lock_url() -> str | None:
     """``ORDERFLOW_LOCK_URL`` (``redis://host:6379/0``) or None: the per-order lock's backend is then files."""
     return os.environ.get("ORDERFLOW_LOCK_URL") or None
+
+
+def worker_warm() -> bool:
+    """``ORDERFLOW_WORKER_WARM`` (default 1): executor workers execute the DAG files once before they fork
+    task processes (orderflow.worker_preload); 0 leaves that out (the supervisor's exit wait stays)."""
+    return os.environ.get("ORDERFLOW_WORKER_WARM", "1").strip() != "0"
 
 
 def state_dir() -> Path:

@@ -11,6 +11,8 @@ Wired, never imported by the DAGs or the library:
   (``[scheduler] mp_start_method = forkserver``, ``mp_forkserver_preload = orderflow.worker_preload``).
 - CeleryExecutor: ``orderflow.celery_config`` imports it when the worker starts, before its pool forks.
 
+The same workers run the task supervisors: ``orderflow.task_exit_wait`` is installed here too.
+
 Executing a DAG file only builds DAG objects: no network at parse time is a rule of this project.
 Anything that fails here is logged and skipped; a cold task process then pays the import itself.
 """
@@ -63,6 +65,13 @@ TASK_RUNNER_MODULES = (
 
 def _preload() -> None:
     from airflow.configuration import conf
+
+    from orderflow import settings, task_exit_wait
+
+    task_exit_wait.install()  # the supervisors these workers run notice a finished task at once
+    if not settings.worker_warm():
+        log.info("preload: ORDERFLOW_WORKER_WARM=0, DAG files not executed")
+        return
 
     for name in TASK_RUNNER_MODULES:
         try:

@@ -30,6 +30,8 @@ class ActivationNotifier(BaseNotifier):
         self.smtp_conn_id = smtp_conn_id
 
     def notify(self, context: Any) -> None:
+        if not settings.notify_recipients():  # off (the default): not even the XCom read the mail would need
+            return
         ti = context["ti"]
         result = ti.xcom_pull(task_ids=ti.task_id)
         if not result:
