@@ -1,22 +1,20 @@
 """CPU seconds the system under a benchmark spent, by component, between two marks.
 
 On a 2-core machine a burst is CPU-bound, so "where did the CPU go" explains a time ratio better than
-the times do. A mark sums user + system time of every process of the demo (found by its
-``AIRFLOW_HOME``, then down the process trees, since retitled processes hide their environment) plus
-the time of the children they have reaped: a task process that ended between two marks is counted in
+the times do. A mark sums user + system time of every process of the demo (``system.demo_roots``, then
+down the process trees) plus the time of the children they have reaped: a task process that ended between two marks is counted in
 its executor worker, so short-lived processes are not lost. Each process is charged to the component
 of its nearest recognisable ancestor (tasks: everything below an executor worker).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import psutil
+from system import demo_roots  # bench/system.py, next to this file
 
 # First match wins, on the process's command line (titles included).
 COMPONENTS = (
@@ -54,23 +52,6 @@ class CpuLedger:
         # A retitled API server shows only its port ("airflow api_server -- host:0.0.0.0 port:8186").
         self.extra = (("execution API", (f"port:{execution_api_port}",)),) if execution_api_port else ()
 
-    def _roots(self) -> list[psutil.Process]:
-        found = {}
-        for proc in psutil.process_iter(["pid", "ppid"]):
-            try:
-                if proc.environ().get("AIRFLOW_HOME") == self.home:
-                    found[proc.pid] = proc
-            except psutil.Error:
-                continue
-        # Components started by scripts/airflow-components.sh may be retitled already: their pid files name them.
-        for pid_file in Path(self.home, "run").glob("*.pid"):
-            with contextlib.suppress(ValueError, psutil.Error):
-                proc = psutil.Process(int(pid_file.read_text().strip()))
-                proc.info = {"ppid": proc.ppid()}
-                found.setdefault(proc.pid, proc)
-        # The topmost ones: a process whose parent also runs with this AIRFLOW_HOME is walked from there.
-        return [p for p in found.values() if p.info["ppid"] not in found]
-
     def mark(self) -> dict[str, float]:
         totals: dict[str, float] = defaultdict(float)
         seen: set[int] = set()
@@ -90,7 +71,7 @@ class CpuLedger:
             for child in children:
                 walk(child, name)
 
-        for root in self._roots():
+        for root in demo_roots(self.home):
             walk(root, "other")
         totals["(whole machine)"] = _system_busy()
         totals["(wall)"] = time.monotonic()

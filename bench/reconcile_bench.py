@@ -35,7 +35,7 @@ from pathlib import Path
 import psutil
 import requests
 from compare_bench import datacompy_frames
-from system import start_demo, wait_healthy
+from system import demo_roots, start_demo, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 PHASES = ("validate_params", "extract_salesforce", "extract_whmcs", "check_pay_methods", "compare", "repair",
@@ -45,10 +45,7 @@ PHASES = ("validate_params", "extract_salesforce", "extract_whmcs", "check_pay_m
 class RssSampler(threading.Thread):
     """Peak RSS of this Airflow's task processes (and of any of its processes), sampled every ``interval``.
 
-    demo.sh starts the components in their own sessions, so the launcher's process tree does not
-    hold them; their environment does (AIRFLOW_HOME). Processes that retitle themselves
-    (setproctitle) no longer show that environment, so the sampler walks the process trees below
-    the components it found by environment. Task processes are the executor's workers ("airflow
+    The sampler walks the process trees below the demo's components (``system.demo_roots``). Task processes are the executor's workers ("airflow
     worker -- ...", LocalExecutor and Celery alike) and the task processes they fork.
     """
 
@@ -58,16 +55,6 @@ class RssSampler(threading.Thread):
         self.task_peak: tuple[int, str] = (0, "")
         self.any_peak: tuple[int, str] = (0, "")
         self.stop_event = threading.Event()
-
-    def _roots(self) -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["pid"]):
-            try:
-                if proc.environ().get("AIRFLOW_HOME") == self.home:
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
 
     def _walk(self, proc: psutil.Process, in_task: bool, seen: set[int]) -> None:
         if proc.pid in seen:
@@ -88,10 +75,10 @@ class RssSampler(threading.Thread):
             self._walk(child, in_task, seen)
 
     def run(self) -> None:
-        roots, last_scan = self._roots(), time.monotonic()
+        roots, last_scan = demo_roots(self.home), time.monotonic()
         while not self.stop_event.is_set():
             if time.monotonic() - last_scan > 10:  # components restarted since (a full scan is costly)
-                roots, last_scan = self._roots(), time.monotonic()
+                roots, last_scan = demo_roots(self.home), time.monotonic()
             seen: set[int] = set()
             for root in roots:
                 self._walk(root, False, seen)

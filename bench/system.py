@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,3 +42,33 @@ def stop_demo(launcher: subprocess.Popen, grace: float = 120) -> None:
         launcher.wait(grace)
     except subprocess.TimeoutExpired:
         os.killpg(launcher.pid, signal.SIGKILL)
+
+
+def demo_roots(airflow_home: str) -> list[psutil.Process]:
+    """The topmost processes of the demo using ``airflow_home``; walk their trees for the rest.
+
+    demo.sh starts the components in sessions of their own, so the launcher's tree does not hold them;
+    their environment (AIRFLOW_HOME) does, until a process retitles itself (setproctitle hides it). The
+    components scripts/airflow-components.sh started are also named by their pid files.
+    """
+    found: dict[int, psutil.Process] = {}
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("AIRFLOW_HOME") == airflow_home:
+                found[proc.pid] = proc
+        except psutil.Error:
+            continue
+    for pid_file in Path(airflow_home, "run").glob("*.pid"):
+        try:
+            proc = psutil.Process(int(pid_file.read_text().strip()))
+        except (ValueError, OSError, psutil.Error):
+            continue
+        found.setdefault(proc.pid, proc)
+    roots = []
+    for proc in found.values():
+        try:
+            if proc.ppid() not in found:  # a process whose parent is in the set is walked from there
+                roots.append(proc)
+        except psutil.Error:
+            continue
+    return roots

@@ -41,7 +41,7 @@ def install() -> bool:
 
     @functools.wraps(original)
     def _service_subprocess(self: Any, max_wait_time: float, *args: Any, **kwargs: Any) -> int | None:
-        if getattr(self, "_exit_code", 0) is None and not self.selector.get_map():
+        if self._exit_code is None and not self.selector.get_map():
             # Every socket is closed: the process is exiting. Wait for that, not for a select() on nothing.
             # (The tracker is Airflow's: psutil- or Popen-backed, each with its own TimeoutExpired.)
             with contextlib.suppress(self._process.TimeoutExpired):
